@@ -1,0 +1,3 @@
+from waferview.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,11 @@
+"""`waferview fetch` (not built yet)."""
+
+from waferview.errors import InputError
+
+
+def add_arguments(p):
+    p.add_argument("rest", nargs="*")
+
+
+def run(args):
+    raise InputError("'fetch' is not implemented yet")

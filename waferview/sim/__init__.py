@@ -1,0 +1,1 @@
+"""The simulator: numba kernels and the stepwise engine. Never imports textual."""
