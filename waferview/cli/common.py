@@ -19,3 +19,73 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+# ---- simulation options shared by summary, compare, replay and bench -----------------------------
+
+SIM_HELP = """\
+the modelled wafer (--mesh): 5x5 (Dojo-like) or 8x3 (TSMC-SoW-like) presets, any WxH with the
+preset's per-die figures, or a hardware .json file with the preset's fields (copy
+waferview/wafer/presets/5x5.json and edit it). Per die: 1000 TFLOPS FP16, 80 GB HBM at 3.35 TB/s
+(10% reserved), 1741 bytes/ns per directed link to each neighbour, 200 ns per hop, 300 ns HBM latency,
+16 B header per remote read; efficiencies HBM 0.9 (Llama 0.85), links 0.9, compute by model and batch.
+The 64 MB LLC and token activations are not modelled (an LLC holds < 2 expert matrices).
+"""
+
+
+def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
+    """--mesh, --batch, --seed, [--placement, --predictor], and the policy knobs."""
+    from waferview.policies import PLACEMENTS, PREDICTORS  # light: no numba
+
+    g = p.add_argument_group("simulation")
+    g.add_argument("--mesh", default="5x5", metavar="MESH",
+                   help="5x5, 8x3, WxH or a hardware .json file (default 5x5)")
+    g.add_argument("--batch", type=_positive_or_none, default=None, metavar="N",
+                   help="requests replayed together (default: all requests in the trace; when N exceeds "
+                        "them, requests are reused in a fixed seeded order and the output says so)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the batch's request order (default 0)")
+    if modes:
+        g.add_argument("--placement", default="allo", metavar="MODE",
+                       help=f"task placement: {', '.join(PLACEMENTS)} (default allo)")
+        g.add_argument("--predictor", default="heatmap", metavar="MODE",
+                       help=f"copy predictor: {', '.join(PREDICTORS)} (default heatmap)")
+    g.add_argument("--block-size", type=int, default=50, metavar="N",
+                   help="allo: tokens per assigned block (paper: 50)")
+    g.add_argument("--max-split", type=int, default=5, metavar="N",
+                   help="allo: candidate dies an expert gets at least (default 5)")
+    g.add_argument("--top-n", type=int, default=None, metavar="N",
+                   help="heatmap: experts predicted per row (default ceil(0.2 x experts))")
+    g.add_argument("--eviction", default=None, choices=("never", "lru"),
+                   help="when a die's copy space is full: never copy more (the paper; default for heatmap "
+                        "and oracle) or evict the least recently used copy (default for lru)")
+    g.add_argument("--copy-slots", type=int, default=None, metavar="N",
+                   help="expert copies each die may hold (default: its free HBM after weights and reserve)")
+
+
+def _positive_or_none(text: str):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of requests") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected a positive number of requests")
+    return value
+
+
+def policy_options_from_args(args):
+    from waferview.policies.base import PolicyOptions
+
+    return PolicyOptions(block_size=args.block_size, max_split=args.max_split, top_n=args.top_n,
+                         eviction=args.eviction, copy_slots=args.copy_slots)
+
+
+def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None):
+    """An Engine for `trace` from the parsed simulation options (modes may be overridden)."""
+    from waferview.sim.engine import Engine
+    from waferview.wafer.hardware import load_hardware
+
+    hw = load_hardware(args.mesh)
+    return Engine(trace, hw, batch=args.batch, seed=args.seed,
+                  placement=placement or getattr(args, "placement", "allo"),
+                  predictor=predictor or getattr(args, "predictor", "heatmap"),
+                  options=policy_options_from_args(args))

@@ -1,1 +1,43 @@
-"""policies."""
+"""Placement and predictor modes: one small module per mode behind one interface (see base.py),
+and this registry. Registry order is the cycle order of the live view's `p` and `r` keys.
+
+Adding a mode: write one module with a class following base.PlacementMode or base.PredictorMode,
+and add one line below. This module stays light (no numba) so `--help` can list the names.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from waferview.errors import InputError
+
+_PLACEMENT_MODULES = {
+    "base": "placement_base",   # active experts round-robin over dies, ignoring where weights live
+    "ep": "placement_ep",       # every expert on its home die
+    "allo": "placement_allo",   # the paper's Algorithm 1 (placement-aware, load-balanced)
+}
+_PREDICTOR_MODULES = {
+    "off": "predictor_off",          # no copies
+    "heatmap": "predictor_heatmap",  # the paper's cross-token heatmap, demand-triggered copies
+    "oracle": "predictor_oracle",    # knows the next step's routing: the upper bound
+    "lru": "predictor_lru",          # copy every remote read, evict least recently used
+}
+
+PLACEMENTS: tuple[str, ...] = tuple(_PLACEMENT_MODULES)
+PREDICTORS: tuple[str, ...] = tuple(_PREDICTOR_MODULES)
+
+
+def _load(kind: str, table: dict, name: str):
+    if name not in table:
+        raise InputError(f"unknown {kind} mode {name!r}: expected one of {', '.join(table)}")
+    return importlib.import_module(f"waferview.policies.{table[name]}").MODE
+
+
+def get_placement(name: str):
+    """The placement mode object registered under `name` (InputError for an unknown name)."""
+    return _load("placement", _PLACEMENT_MODULES, name)
+
+
+def get_predictor(name: str):
+    """The predictor mode object registered under `name` (InputError for an unknown name)."""
+    return _load("predictor", _PREDICTOR_MODULES, name)

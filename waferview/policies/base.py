@@ -1,0 +1,58 @@
+"""The one interface every mode follows, and the options they share.
+
+A placement mode maps (the layer's counts, the holders, the engine context) to tasks:
+    tasks(ctx, step, layer, counts[E], copies_l[D, E]) -> (task_expert, task_die, task_tokens) int64 arrays
+  one task per (expert, die) pair; the tokens of an expert's tasks add up to its count.
+A predictor mode maps this step's routing and its own state to copies and a predicted set:
+    wanted(ctx, step, layer, task_expert, task_die, task_source)
+        -> (want[T] bool: copy task t's expert to its die, predicted[E] bool or None)
+  The engine copies only remote reads and enforces capacity and eviction. `predicted` is the union over
+  dies of the predicted sets (for precision and recall); None means "what was actually copied" (lru).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from waferview.errors import InputError
+
+EVICTIONS = ("never", "lru")
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    block_size: int = 50            # allo: tokens per block (the paper's 50)
+    max_split: int = 5              # allo: an expert gets at least this many candidate dies (if there are)
+    top_n: int | None = None        # heatmap: row top-n; None = ceil(0.2 * E)
+    eviction: str | None = None     # "never" (the paper) or "lru"; None = the predictor's default
+    copy_slots: int | None = None   # copies per die; None = the free HBM after weights and the reserve
+
+    def __post_init__(self):
+        if not isinstance(self.block_size, int) or self.block_size < 1:
+            raise InputError(f"--block-size {self.block_size}: expected a positive integer")
+        if not isinstance(self.max_split, int) or self.max_split < 1:
+            raise InputError(f"--max-split {self.max_split}: expected a positive integer")
+        if self.top_n is not None and (not isinstance(self.top_n, int) or self.top_n < 1):
+            raise InputError(f"--top-n {self.top_n}: expected a positive integer")
+        if self.eviction is not None and self.eviction not in EVICTIONS:
+            raise InputError(f"--eviction {self.eviction!r}: expected one of {', '.join(EVICTIONS)}")
+        if self.copy_slots is not None and (not isinstance(self.copy_slots, int) or self.copy_slots < 0):
+            raise InputError(f"--copy-slots {self.copy_slots}: expected an integer >= 0")
+
+
+class PlacementMode:
+    name = ""
+    help = ""
+
+    def tasks(self, ctx, step: int, layer: int, counts, copies_l):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class PredictorMode:
+    name = ""
+    help = ""
+    default_eviction = "never"
+    active = True   # False only for "off": no precision/recall
+
+    def wanted(self, ctx, step: int, layer: int, task_e, task_d, task_src):  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,112 @@
+"""Which requests a run replays, and the batch's routing collapsed to per-expert counts.
+
+Batch selection: the trace's requests in a seeded permutation (numpy default_rng(seed)); the first
+`batch` of them, cycled when the batch is larger than the requests present (each request then carries
+a multiplicity). Default batch = all requests. Step 0 = all prefill rows of the batch's requests;
+decode step s holds one row of every request whose decode length >= s; steps = 1 + max decode length.
+
+Per (step, layer) the batch collapses to counts c[e] = token selections of expert e, computed once
+per (trace, batch, seed) by a numba kernel and shared by every engine on that batch (compare's runs).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from waferview.errors import InputError
+from waferview.trace.arrays import TraceArrays
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    size: int                      # requests replayed together (with repeats when cycled)
+    seed: int
+    requests: np.ndarray           # (U,) distinct request indices in the batch, ascending
+    weights: np.ndarray            # (U,) how many times each appears
+    steps: int                     # 1 + max decode length in the batch
+    tokens_per_step: np.ndarray    # (steps,) step 0: prefill tokens; s >= 1: requests decoding at s
+    note: str | None               # set when requests are reused
+
+    @property
+    def prefill_tokens(self) -> int:
+        return int(self.tokens_per_step[0]) if self.steps else 0
+
+    @property
+    def decode_tokens(self) -> int:
+        return int(self.tokens_per_step[1:].sum())
+
+
+def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
+    R = trace.requests
+    if R == 0:
+        raise InputError(f"{trace.source or 'trace'}: no requests to replay")
+    if batch is None:
+        batch = R
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise InputError(f"--batch {batch}: expected a positive number of requests")
+    order = np.random.default_rng(seed).permutation(R)
+    picked = order[np.arange(batch) % R]
+    requests, weights = np.unique(picked, return_counts=True)
+    dec_len = trace.decode_lengths[requests]
+    pre_len = trace.prefill_lengths[requests]
+    steps = 1 + int(dec_len.max()) if len(dec_len) else 1
+    per_step = np.zeros(steps, dtype=np.int64)
+    per_step[0] = int((pre_len * weights).sum())
+    # requests decoding at step s: weight-sum of those with dec_len >= s
+    hist = np.bincount(dec_len, weights=weights, minlength=steps).astype(np.int64)
+    per_step[1:] = hist[::-1].cumsum()[::-1][1:steps]
+    note = None
+    if batch > R:
+        note = (f"batch {batch} > {R} requests present: requests reused in a fixed seeded order (seed {seed})")
+    return Batch(int(batch), int(seed), requests.astype(np.int64), weights.astype(np.int64), steps, per_step, note)
+
+
+@njit(nogil=True, cache=True)
+def _batch_counts(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, out):
+    L = prefill_ids.shape[1]
+    k = prefill_ids.shape[2]
+    for i in range(requests.shape[0]):
+        r = requests[i]
+        w = weights[i]
+        for row in range(pre_off[r], pre_off[r + 1]):
+            for l in range(L):
+                for j in range(k):
+                    out[0, l, prefill_ids[row, l, j]] += w
+        base = dec_off[r]
+        for s in range(dec_off[r + 1] - base):
+            for l in range(L):
+                for j in range(k):
+                    out[s + 1, l, decode_ids[base + s, l, j]] += w
+
+
+_memo: "weakref.WeakKeyDictionary[TraceArrays, dict]" = weakref.WeakKeyDictionary()
+_memo_lock = threading.Lock()
+
+
+def memo_for(trace: TraceArrays) -> dict:
+    """A per-trace dict for results that depend only on the trace and the batch (dropped with the trace)."""
+    with _memo_lock:
+        d = _memo.get(trace)
+        if d is None:
+            d = _memo[trace] = {"lock": threading.Lock()}
+        return d
+
+
+def batch_counts(trace: TraceArrays, batch: Batch) -> np.ndarray:
+    """counts[steps, L, E] int64: token selections of each expert per (step, MoE layer). Memoised."""
+    memo = memo_for(trace)
+    key = ("counts", batch.size, batch.seed)
+    with memo["lock"]:
+        if key not in memo:
+            m = trace.model
+            out = np.zeros((batch.steps, m.moe_layers, m.num_experts), dtype=np.int64)
+            _batch_counts(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
+                          batch.requests, batch.weights, out)
+            out.setflags(write=False)
+            memo[key] = out
+        return memo[key]

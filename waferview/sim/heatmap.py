@@ -1,0 +1,116 @@
+"""The paper's cross-token heatmap, reduced to what the predictor needs: each row's top-n.
+
+Per MoE layer, H[a, b] counts pairs (expert a at token t -> expert b at token t+1 of the same request),
+weighted by how many times the request is in the batch. It is seeded from the prefill's adjacent rows;
+at decode step s it is first updated with the pairs (token s-1 -> token s), where for s = 1 the previous
+token is the request's last prefill row, and then used to predict. The top-n of row a are the n experts
+with the largest positive counts (ties: lower id first); experts never seen after a are not predicted.
+
+The heatmap depends only on the batch (not on mesh or placement), so the top-n sets of every
+(step, layer, row) are computed once per (trace, batch, seed, n) and stored as bit masks:
+bits[steps, L, E, W] uint64 with W = ceil(E / 64); bit b of row a set <=> b in top-n(H[a]).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from waferview.sim.batch import Batch, memo_for
+from waferview.trace.arrays import TraceArrays
+
+
+@njit(nogil=True, cache=True)
+def _rows_top_n(H, top_n, out):
+    """out[a, :] = bit mask of the top_n positive entries of H[a] (ties to the lower id)."""
+    E = H.shape[0]
+    keys = np.empty(E, dtype=np.int64)
+    for a in range(E):
+        for w in range(out.shape[1]):
+            out[a, w] = 0
+        positive = 0
+        for b in range(E):
+            if H[a, b] > 0:
+                positive += 1
+            keys[b] = H[a, b] * E + (E - 1 - b)  # unique: larger count first, then lower id
+        if positive == 0:
+            continue
+        if positive <= top_n:
+            for b in range(E):
+                if H[a, b] > 0:
+                    out[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+            continue
+        threshold = np.partition(keys, E - top_n)[E - top_n]
+        for b in range(E):
+            if keys[b] >= threshold:
+                out[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+
+
+@njit(nogil=True, cache=True)
+def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, top_n, out):
+    steps = out.shape[0]
+    L = prefill_ids.shape[1]
+    k = prefill_ids.shape[2]
+    E = out.shape[2]
+    H = np.zeros((L, E, E), dtype=np.int64)
+    for i in range(requests.shape[0]):
+        r = requests[i]
+        w = weights[i]
+        for row in range(pre_off[r], pre_off[r + 1] - 1):
+            for l in range(L):
+                for j in range(k):
+                    a = prefill_ids[row, l, j]
+                    for jj in range(k):
+                        H[l, a, prefill_ids[row + 1, l, jj]] += w
+    for l in range(L):
+        _rows_top_n(H[l], top_n, out[0, l])
+    for s in range(1, steps):
+        for i in range(requests.shape[0]):
+            r = requests[i]
+            w = weights[i]
+            if dec_off[r + 1] - dec_off[r] < s:
+                continue
+            cur = dec_off[r] + s - 1
+            if s == 1:
+                if pre_off[r + 1] == pre_off[r]:
+                    continue
+                prev = pre_off[r + 1] - 1
+                for l in range(L):
+                    for j in range(k):
+                        a = prefill_ids[prev, l, j]
+                        for jj in range(k):
+                            H[l, a, decode_ids[cur, l, jj]] += w
+            else:
+                for l in range(L):
+                    for j in range(k):
+                        a = decode_ids[cur - 1, l, j]
+                        for jj in range(k):
+                            H[l, a, decode_ids[cur, l, jj]] += w
+        for l in range(L):
+            _rows_top_n(H[l], top_n, out[s, l])
+
+
+def default_top_n(num_experts: int) -> int:
+    return max(1, -(-num_experts // 5))  # ceil(0.2 * E)
+
+
+def heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int) -> np.ndarray:
+    """bits[steps, L, E, W] of the batch's heatmap top-n sets. Memoised per (trace, batch, seed, n)."""
+    memo = memo_for(trace)
+    key = ("heatmap", batch.size, batch.seed, int(top_n))
+    with memo["lock"]:
+        if key not in memo:
+            m = trace.model
+            words = (m.num_experts + 63) // 64
+            out = np.zeros((batch.steps, m.moe_layers, m.num_experts, words), dtype=np.uint64)
+            _heatmap_top_bits(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
+                              batch.requests, batch.weights, int(top_n), out)
+            out.setflags(write=False)
+            memo[key] = out
+        return memo[key]
+
+
+def bits_to_mask(bits_row: np.ndarray, num_experts: int) -> np.ndarray:
+    """One row's uint64 words -> bool[E] (for tests and the reference)."""
+    as_bytes = bits_row.astype("<u8").view(np.uint8)
+    return np.unpackbits(as_bytes, bitorder="little")[:num_experts].astype(bool)

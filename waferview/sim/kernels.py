@@ -1,0 +1,190 @@
+"""Numba kernels of one (step, MoE layer): where each task reads its weights, what the layer costs,
+and the copy store (capacity, LRU order). Plain functions over flat arrays; `nogil` so a viewer
+thread stays responsive while they run.
+
+Holders of expert e in layer l: its home die, plus every die d with copies[l, d, e] set.
+The nearest holder of e seen from die d: d itself when it holds e; otherwise the holder at the
+smallest Manhattan distance, ties to the home die, then to the lowest die id.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def nearest_holder(e, d, home, copies_l, dist):
+    if home[e] == d or copies_l[d, e]:
+        return d
+    best = home[e]
+    best_dist = dist[d, best]
+    for h in range(dist.shape[0]):
+        if copies_l[h, e] and dist[d, h] < best_dist:
+            best = h
+            best_dist = dist[d, h]
+    return best
+
+
+@njit(nogil=True, cache=True)
+def resolve_sources(task_e, task_d, home, copies_l, dist):
+    src = np.empty(task_e.shape[0], dtype=np.int64)
+    for t in range(task_e.shape[0]):
+        src[t] = nearest_holder(task_e[t], task_d[t], home, copies_l, dist)
+    return src
+
+
+@njit(nogil=True, cache=True)
+def layer_costs(task_e, task_d, task_tok, task_src, copy_writes, dist, route_off, route_links, n_links,
+                expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate,
+                hbm_latency, hop_latency, die_busy, die_tokens, link_bytes):
+    """Fill die_busy[D] (ns), die_tokens[D], link_bytes[n_links]; return the layer's scalars.
+
+    Per die: compute_local / compute_remote = flops of tasks reading locally / remotely over
+    flops_per_ns; dram = bytes its HBM serves (own reads, reads served to others, copy writes) over
+    hbm_rate; d2d_in = bytes arriving for it (weights it reads remotely, request headers of reads it
+    serves) over link_rate. busy = max(max(compute_local, dram), d2d_in) + compute_remote + latency,
+    latency = hbm_latency if the die did anything + hop_latency x the longest of its remote reads.
+    Link time = bytes / link_rate; layer time = max(max busy, max link time).
+    """
+    D = dist.shape[0]
+    flops_local = np.zeros(D)
+    flops_remote = np.zeros(D)
+    dram_bytes = np.zeros(D, dtype=np.int64)
+    d2d_bytes = np.zeros(D, dtype=np.int64)
+    max_hops = np.zeros(D, dtype=np.int64)
+    for d in range(D):
+        die_tokens[d] = 0
+        dram_bytes[d] = copy_writes[d] * expert_bytes
+    for i in range(n_links):
+        link_bytes[i] = 0
+    local_bytes = 0
+    remote_bytes = 0
+    hops = 0
+    headers = 0
+    local_reads = 0
+    for t in range(task_e.shape[0]):
+        d = task_d[t]
+        s = task_src[t]
+        tok = task_tok[t]
+        die_tokens[d] += tok
+        dram_bytes[s] += expert_bytes
+        if s == d:
+            flops_local[d] += tok * flops_per_token
+            local_bytes += expert_bytes
+            local_reads += 1
+        else:
+            flops_remote[d] += tok * flops_per_token
+            remote_bytes += expert_bytes
+            h = dist[s, d]
+            hops += h
+            if h > max_hops[d]:
+                max_hops[d] = h
+            d2d_bytes[d] += expert_bytes
+            d2d_bytes[s] += header_bytes
+            headers += header_bytes
+            for i in range(route_off[s * D + d], route_off[s * D + d + 1]):
+                link_bytes[route_links[i]] += expert_bytes
+            for i in range(route_off[d * D + s], route_off[d * D + s + 1]):
+                link_bytes[route_links[i]] += header_bytes
+    layer_time = 0.0
+    busy_sum = 0.0
+    busy_max = 0.0
+    for d in range(D):
+        busy = max(max(flops_local[d] / flops_per_ns, dram_bytes[d] / hbm_rate), d2d_bytes[d] / link_rate)
+        busy += flops_remote[d] / flops_per_ns
+        if die_tokens[d] > 0 or dram_bytes[d] > 0:
+            busy += hbm_latency + hop_latency * max_hops[d]
+        die_busy[d] = busy
+        busy_sum += busy
+        if busy > busy_max:
+            busy_max = busy
+    layer_time = busy_max
+    for i in range(n_links):
+        lt = link_bytes[i] / link_rate
+        if lt > layer_time:
+            layer_time = lt
+    return layer_time, busy_sum, busy_max, local_bytes, remote_bytes, hops, headers, local_reads
+
+
+# ---- the copy store: copies[L, D, E] uint8, a per-die LRU list over slots idx = l * E + e ----------
+
+@njit(nogil=True, cache=True)
+def _lru_unlink(d, idx, lru_prev, lru_next, lru_head, lru_tail):
+    p = lru_prev[d, idx]
+    n = lru_next[d, idx]
+    if p >= 0:
+        lru_next[d, p] = n
+    else:
+        lru_head[d] = n
+    if n >= 0:
+        lru_prev[d, n] = p
+    else:
+        lru_tail[d] = p
+    lru_prev[d, idx] = -1
+    lru_next[d, idx] = -1
+
+
+@njit(nogil=True, cache=True)
+def _lru_append(d, idx, lru_prev, lru_next, lru_head, lru_tail):
+    t = lru_tail[d]
+    lru_prev[d, idx] = t
+    lru_next[d, idx] = -1
+    if t >= 0:
+        lru_next[d, t] = idx
+    else:
+        lru_head[d] = idx
+    lru_tail[d] = idx
+
+
+@njit(nogil=True, cache=True)
+def touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
+                 lru_prev, lru_next, lru_head, lru_tail):
+    """A task that reads a copy on its own die makes that copy the most recently used."""
+    E = copies.shape[2]
+    for t in range(task_e.shape[0]):
+        d = task_d[t]
+        e = task_e[t]
+        if task_src[t] == d and home[e] != d and copies[layer, d, e]:
+            idx = layer * E + e
+            _lru_unlink(d, idx, lru_prev, lru_next, lru_head, lru_tail)
+            _lru_append(d, idx, lru_prev, lru_next, lru_head, lru_tail)
+            last_used[layer, d, e] = now
+
+
+@njit(nogil=True, cache=True)
+def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, last_used, now,
+                 evict_lru, lru_prev, lru_next, lru_head, lru_tail, copied):
+    """Copy expert task_e[t] to die task_d[t] for each remote task with want[t], in task order.
+
+    A die with no free slot skips the copy (eviction 'never', the paper), or with evict_lru drops its
+    least recently used copy first, unless that copy was used in this very layer (then it skips).
+    Sets copied[t]; returns the number of evictions.
+    """
+    E = copies.shape[2]
+    L = copies.shape[0]
+    evictions = 0
+    for t in range(task_e.shape[0]):
+        copied[t] = False
+        d = task_d[t]
+        e = task_e[t]
+        if not want[t] or task_src[t] == d or copies[layer, d, e]:
+            continue
+        if copy_count[d] >= copy_slots[d]:
+            if not evict_lru or copy_count[d] == 0:
+                continue
+            victim = lru_head[d]
+            vl = victim // E
+            ve = victim - vl * E
+            if last_used[vl, d, ve] >= now:
+                continue
+            _lru_unlink(d, victim, lru_prev, lru_next, lru_head, lru_tail)
+            copies[vl, d, ve] = 0
+            copy_count[d] -= 1
+            evictions += 1
+        copies[layer, d, e] = 1
+        copy_count[d] += 1
+        last_used[layer, d, e] = now
+        _lru_append(d, layer * E + e, lru_prev, lru_next, lru_head, lru_tail)
+        copied[t] = True
+    return evictions

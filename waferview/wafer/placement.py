@@ -1,0 +1,54 @@
+"""Where expert weights live (their home die) and how much HBM is left for predictor copies.
+
+Home placement (DESIGN.md section 3), the same for every MoE layer: with E experts and N dies, die d
+holds the contiguous block of ids [d*q, (d+1)*q) where q = floor(E/N); the E - q*N leftover ids
+q*N + i go round-robin to die i mod N.
+
+Capacity: usable HBM per die = hbm_gb * (1 - reserve). Home bytes of a die = experts homed there x
+MoE layers x expert bytes. The model fits when every die's home bytes <= usable. A die's copy
+capacity (in expert copies, any layer) = (usable - home bytes) // expert bytes, floored at 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from waferview.models import ModelSpec
+from waferview.wafer.hardware import Hardware
+
+
+def home_dies(num_experts: int, num_dies: int) -> np.ndarray:
+    """home[e] = the die holding expert e's weights (every layer)."""
+    q = num_experts // num_dies
+    home = np.empty(num_experts, dtype=np.int64)
+    home[: q * num_dies] = np.arange(q * num_dies) // max(q, 1) if q else 0
+    left = num_experts - q * num_dies
+    home[q * num_dies:] = np.arange(left) % num_dies
+    return home
+
+
+@dataclass(frozen=True)
+class Capacity:
+    usable_bytes: int             # per die
+    home_bytes: np.ndarray        # (D,) weights homed on each die, all layers
+    copy_slots: np.ndarray        # (D,) expert copies each die can still hold
+    fits_in_hbm: bool
+
+    def note(self, model: ModelSpec, hw: Hardware) -> str | None:
+        if self.fits_in_hbm:
+            return None
+        worst = int(self.home_bytes.max())
+        return (f"{model.key} expert weights ({model.total_expert_bytes / 1e12:.2f} TB at 2 bytes/param) do not fit "
+                f"the usable HBM of {hw.shape} ({hw.num_dies} dies x {self.usable_bytes / 1e9:.0f} GB): the fullest die "
+                f"needs {worst / 1e9:.1f} GB; simulated anyway, with no room for copies")
+
+
+def capacity(model: ModelSpec, hw: Hardware, home: np.ndarray) -> Capacity:
+    usable = hw.usable_hbm_bytes
+    per_die = np.bincount(home, minlength=hw.num_dies).astype(np.int64)
+    home_bytes = per_die * model.moe_layers * model.expert_bytes
+    free = usable - home_bytes
+    slots = np.maximum(free // model.expert_bytes, 0).astype(np.int64)
+    return Capacity(usable, home_bytes, slots, bool((home_bytes <= usable).all()))
