@@ -1,0 +1,143 @@
+"""`allo`: the paper's placement-aware task distribution (Algorithm 1), after its one known implementation.
+
+Estimated time of a die (ns): est(d) = max(max(compute_local, dram), d2d_in) + compute_remote, from the
+tasks placed so far in this layer (compute over flops/ns, dram = bytes its HBM serves over the HBM rate,
+d2d_in = weight bytes arriving over the link rate; no latencies).
+
+Experts are placed coldest first, hottest last (ties: lower id first). For an expert with r tokens:
+  - holders = its home die and dies holding a predictor copy; candidates = holders and their distance-1
+    neighbours. A candidate that holds the expert reads it locally; any other reads it from its nearest
+    holder (the engine's rule: smallest distance, ties home, then lowest id).
+  - candidates are ranked by est(d), plus for non-holders the transfer time
+    (expert bytes over the link rate + hops x hop latency); ties: holders first, then lower die id.
+  - the first m = min(#candidates, max(max_split, r // max(mean tokens per active expert, 512)))
+    candidates are used (the mean is an integer: total tokens // active experts).
+  - tokens go in blocks of block_size, each to the candidate minimising max(est of the executing die,
+    est of the die it reads from) after adding the block; ties: a holder, then the better-ranked one.
+    A die pays the expert's weight read (HBM of the source, plus d2d_in when remote) once per expert.
+  - blocks on the same die merge: one task per (expert, die), emitted in die order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from waferview.policies.base import PlacementMode
+from waferview.sim.kernels import nearest_holder
+
+
+@njit(nogil=True, cache=True)
+def allo_tasks(counts, home, copies_l, dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate,
+               link_rate, hop_latency, block_size, max_split):
+    E = counts.shape[0]
+    D = dist.shape[0]
+    est_cl = np.zeros(D)
+    est_cr = np.zeros(D)
+    est_dram = np.zeros(D)
+    est_d2d = np.zeros(D)
+    n_active = 0
+    total = 0
+    for e in range(E):
+        if counts[e] > 0:
+            n_active += 1
+            total += counts[e]
+    task_e = np.empty(n_active * D, dtype=np.int64)
+    task_d = np.empty(n_active * D, dtype=np.int64)
+    task_tok = np.empty(n_active * D, dtype=np.int64)
+    if n_active == 0:
+        return task_e[:0], task_d[:0], task_tok[:0]
+    active = np.empty(n_active, dtype=np.int64)
+    j = 0
+    for e in range(E):
+        if counts[e] > 0:
+            active[j] = e
+            j += 1
+    order = active[np.argsort(counts[active], kind="mergesort")]  # coldest first, ties lower id
+    thr = max(total // n_active, 512)
+    read_hbm = expert_bytes / hbm_rate
+    read_link = expert_bytes / link_rate
+    per_token = flops_per_token / flops_per_ns
+    src = np.empty(D, dtype=np.int64)
+    holder = np.zeros(D, dtype=np.bool_)
+    cand = np.empty(D, dtype=np.int64)
+    key = np.empty(D)
+    assigned = np.zeros(D, dtype=np.int64)
+    n_tasks = 0
+    for e in order:
+        r = counts[e]
+        n_cand = 0
+        for d in range(D):
+            s = nearest_holder(e, d, home, copies_l, dist)
+            src[d] = s
+            holder[d] = s == d
+            assigned[d] = 0
+            if dist[d, s] <= 1:
+                base = max(max(est_cl[d], est_dram[d]), est_d2d[d]) + est_cr[d]
+                if not holder[d]:
+                    base += read_link + dist[d, s] * hop_latency
+                # insertion sort by (key, not holder, id); d ascending so id ties are already in order
+                i = n_cand
+                while i > 0 and (key[i - 1] > base or (key[i - 1] == base and holder[d] and not holder[cand[i - 1]])):
+                    key[i] = key[i - 1]
+                    cand[i] = cand[i - 1]
+                    i -= 1
+                key[i] = base
+                cand[i] = d
+                n_cand += 1
+        m = min(n_cand, max(max_split, r // thr))
+        remaining = r
+        while remaining > 0:
+            b = min(block_size, remaining)
+            t_block = b * per_token
+            best = -1
+            best_cost = 0.0
+            for i in range(m):
+                d = cand[i]
+                first = assigned[d] == 0
+                if holder[d]:
+                    dram = est_dram[d] + (read_hbm if first else 0.0)
+                    cost = max(max(est_cl[d] + t_block, dram), est_d2d[d]) + est_cr[d]
+                else:
+                    s = src[d]
+                    d2d = est_d2d[d] + (read_link if first else 0.0)
+                    cost_exec = max(max(est_cl[d], est_dram[d]), d2d) + est_cr[d] + t_block
+                    sdram = est_dram[s] + (read_hbm if first else 0.0)
+                    cost_src = max(max(est_cl[s], sdram), est_d2d[s]) + est_cr[s]
+                    cost = max(cost_exec, cost_src)
+                if best < 0 or cost < best_cost or (cost == best_cost and holder[d] and not holder[best]):
+                    best = d
+                    best_cost = cost
+            first = assigned[best] == 0
+            if holder[best]:
+                est_cl[best] += t_block
+                if first:
+                    est_dram[best] += read_hbm
+            else:
+                est_cr[best] += t_block
+                if first:
+                    est_d2d[best] += read_link
+                    est_dram[src[best]] += read_hbm
+            assigned[best] += b
+            remaining -= b
+        for d in range(D):
+            if assigned[d] > 0:
+                task_e[n_tasks] = e
+                task_d[n_tasks] = d
+                task_tok[n_tasks] = assigned[d]
+                n_tasks += 1
+    return task_e[:n_tasks], task_d[:n_tasks], task_tok[:n_tasks]
+
+
+class AlloPlacement(PlacementMode):
+    name = "allo"
+    help = ("the paper's Algorithm 1: holders and their neighbours as candidates, hot experts split, "
+            "blocks to the cheapest die")
+
+    def tasks(self, ctx, step, layer, counts, copies_l):
+        return allo_tasks(counts, ctx.home, copies_l, ctx.dist, ctx.expert_bytes, ctx.flops_per_token,
+                          ctx.flops_per_ns, ctx.hbm_rate, ctx.link_rate, ctx.hardware.hop_latency_ns,
+                          ctx.options.block_size, ctx.options.max_split)
+
+
+MODE = AlloPlacement()

@@ -1,0 +1,20 @@
+"""`lru`: the baseline a user tries first. Every remote read is copied to the reading die; when the die's
+copy space is full, its least recently used copy (last read or written longest ago) is evicted.
+Its prediction, for precision and recall, is what it copied.
+"""
+
+from __future__ import annotations
+
+from waferview.policies.base import PredictorMode
+
+
+class LRUPredictor(PredictorMode):
+    name = "lru"
+    help = "copy every remote read; evict the least recently used copy when full"
+    default_eviction = "lru"
+
+    def wanted(self, ctx, step, layer, task_e, task_d, task_src):
+        return task_src != task_d, None
+
+
+MODE = LRUPredictor()
