@@ -1,0 +1,271 @@
+"""The live view: `make_app(...)` builds the app for the CLI, the tests and `python -m`.
+
+The engine runs on a worker thread (waferview.tui.driver.ReplayDriver); the app receives immutable
+ViewState snapshots through a message that replaces any pending one, so stale frames are dropped rather
+than queued, and draws them in one batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from waferview.tui.diegrid import DieGrid
+from waferview.tui.driver import DEFAULT_SPEED, ReplayDriver, ViewState
+from waferview.tui.panels import ComparePanel, HeaderBar, Legend, StatsPanel, modes_label
+from waferview.tui.screens import HelpScreen, SummaryScreen
+
+PLACEMENTS = ("base", "ep", "allo")
+PREDICTORS = ("off", "heatmap", "oracle", "lru")
+WIDE_COMPARE_COLUMNS = 120   # from this width the two grids of a comparison sit side by side
+
+
+def _policy_names():
+    try:
+        from waferview import policies
+        return tuple(policies.PLACEMENTS), tuple(policies.PREDICTORS)
+    except (ImportError, AttributeError):
+        return PLACEMENTS, PREDICTORS
+
+
+def second_modes(placement: str, predictor: str) -> tuple[str, str]:
+    """The mode a comparison starts with: Base against the paper's best, or the best against the current."""
+    return ("base", "off") if (placement, predictor) == ("allo", "heatmap") else ("allo", "heatmap")
+
+
+class StateUpdate(Message):
+    """A new snapshot from the worker; a newer one replaces a pending older one."""
+
+    def __init__(self, state: ViewState):
+        super().__init__()
+        self.state = state
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StateUpdate)
+
+
+class WaferviewApp(App):
+    CSS_PATH = "waferview.tcss"
+    TITLE = "waferview replay"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS = [
+        Binding("space", "toggle_pause", "Pause", priority=True),
+        Binding("n", "step", "Step"),
+        Binding("plus,equals_sign", "speed(1)", "Faster", show=False),
+        Binding("minus,underscore", "speed(-1)", "Slower", show=False),
+        Binding("p", "cycle('placement')", "Placement"),
+        Binding("r", "cycle('predictor')", "Predictor"),
+        Binding("P", "cycle('placement', True)", "B placement", show=False),
+        Binding("R", "cycle('predictor', True)", "B predictor", show=False),
+        Binding("c", "compare", "Compare"),
+        Binding("s", "summary", "Summary", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, driver: ReplayDriver, *, mesh, link_capacity: float, layers: int, facts_line: str,
+                 warning: str = "", autostart: bool = True):
+        super().__init__()
+        self.driver = driver
+        self.mesh = mesh
+        self.link_capacity = link_capacity
+        self.layers = layers
+        self.facts_line = facts_line
+        self.warning = warning
+        self.autostart = autostart
+        self.state: ViewState | None = None
+        self.states_received = 0
+        self._summary_shown_for_run = 0
+        self.placements, self.predictors = _policy_names()
+
+    # ---- layout -------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(self.facts_line, id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="wafers"):
+                yield Static(self.warning, id="hbm-warning", classes="" if self.warning else "-hidden")
+                with Horizontal(id="grids"):
+                    with Vertical(id="wafer-a", classes="wafer"):
+                        yield Static("", id="title-a", classes="wafer-title")
+                        yield DieGrid(self.mesh, self.link_capacity, id="grid-a")
+                    with Vertical(id="wafer-b", classes="wafer"):
+                        yield Static("", id="title-b", classes="wafer-title")
+                        yield DieGrid(self.mesh, self.link_capacity, id="grid-b")
+                yield Legend(id="legend")
+            with Vertical(id="side"):
+                yield StatsPanel(self.layers, id="stats")
+                yield ComparePanel(self.layers, id="compare-stats")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._apply_size_classes()
+        self._draw(self.driver.state())
+        if self.autostart:
+            self.run_engine()
+
+    def on_resize(self) -> None:
+        self._apply_size_classes()
+
+    def _apply_size_classes(self) -> None:
+        self.screen.set_class(self.size.width < WIDE_COMPARE_COLUMNS, "-narrow")
+
+    # ---- worker -------------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="replay engine")
+    def run_engine(self) -> None:
+        worker = get_current_worker()
+        self.driver.run(lambda: worker.is_cancelled, lambda state: self.post_message(StateUpdate(state)))
+
+    def on_state_update(self, message: StateUpdate) -> None:
+        self.states_received += 1
+        self._draw(message.state)
+
+    # ---- drawing ------------------------------------------------------------------------------------
+    def _draw(self, state: ViewState) -> None:
+        self.state = state
+        comparing = state.compare is not None or self.screen.has_class("-compare")
+        self.query_one(HeaderBar).show(state)
+        wanted = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
+        self.query_one("#grid-a", DieGrid).show(state.main.frame)
+        self.query_one("#title-a", Static).update(self._title("A " if comparing else "", state.main, wanted))
+        self.query_one(StatsPanel).show(state.main, wanted)
+        if comparing:
+            b = state.compare
+            if b is not None:
+                wanted_b = (self.driver.wanted_mode("placement", compare=True),
+                            self.driver.wanted_mode("predictor", compare=True))
+                self.query_one("#grid-b", DieGrid).show(b.frame)
+                self.query_one("#title-b", Static).update(self._title("B ", b, wanted_b))
+            self.query_one(ComparePanel).show(state.main, b, state.catching_up)
+        self.refresh_bindings()
+        if state.main.done and state.main.summary is not None and self._summary_shown_for_run < state.run:
+            if self.driver.loop:
+                self._summary_shown_for_run = state.run
+                self.notify(f"end of trace: {state.main.summary.get('throughput_tokens_per_s', 0):,.0f} tok/s; "
+                            "starting over (--loop)")
+            elif state.compare is None or state.compare.summary is not None:
+                self._summary_shown_for_run = state.run
+                self.action_summary()
+
+    def _title(self, prefix: str, view, wanted) -> str:
+        f = view.frame
+        ran = (f.placement, f.predictor) if f is not None else wanted
+        text = f"{prefix}{modes_label(*ran)}"
+        if wanted != ran:
+            text += f" → {modes_label(*wanted)} next layer"
+        return text
+
+    # ---- actions ------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "step":
+            return True if self.driver.paused else None      # dimmed while playing
+        if action == "cycle" and len(parameters) > 1 and parameters[1]:
+            return True if self.driver.compare is not None else None
+        if action == "summary":
+            return True if (self.state and self.state.main.summary is not None) else None
+        return True
+
+    def action_toggle_pause(self) -> None:
+        self.driver.toggle_pause()
+        self._draw(self.driver.state())
+
+    def action_step(self) -> None:
+        if self.driver.paused:
+            self.driver.request_step()
+
+    def action_speed(self, direction: int) -> None:
+        speed = self.driver.change_speed(direction)
+        self.notify(f"speed: {speed} layers/s" if speed else "speed: max", timeout=1.5)
+        self._draw(self.driver.state())
+
+    def action_cycle(self, kind: str, compare: bool = False) -> None:
+        if compare and self.driver.compare is None:
+            return
+        names = self.placements if kind == "placement" else self.predictors
+        current = self.driver.wanted_mode(kind, compare=compare)
+        name = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
+        self.driver.set_mode(kind, name, compare=compare)
+        self._draw(self.driver.state())
+
+    def action_compare(self) -> None:
+        if self.screen.has_class("-compare"):
+            self.driver.close_compare()
+            self.screen.remove_class("-compare")
+        else:
+            self.screen.add_class("-compare")
+            modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
+            self.query_one("#title-b", Static).update(f"B {modes_label(*modes)} (starting)")
+            self.driver.open_compare(*modes)
+        self._draw(self.driver.state())
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+        else:
+            self.push_screen(HelpScreen())
+
+    def action_summary(self) -> None:
+        state = self.state
+        if state is None or state.main.summary is None or isinstance(self.screen, SummaryScreen):
+            return
+        summaries = [("A " + modes_label(state.main.placement, state.main.predictor), state.main.summary)]
+        if state.compare is not None and state.compare.summary is not None:
+            summaries.append(("B " + modes_label(state.compare.placement, state.compare.predictor),
+                              state.compare.summary))
+        self.push_screen(SummaryScreen(summaries))
+
+    async def action_quit(self) -> None:
+        self.driver.stop()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.driver.stop()
+
+
+def _default_summarize(trace):
+    def summarize(engine) -> dict:
+        try:
+            from waferview.report import summary_fields  # helper B's: trace facts + engine summary
+            return summary_fields(trace, engine)
+        except ImportError:
+            return {**trace.facts(), **engine.summary()}
+    return summarize
+
+
+def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placement: str = "allo",
+             predictor: str = "heatmap", options=None, paused: bool = False, loop: bool = False,
+             speed: int = DEFAULT_SPEED, engine_factory: Callable | None = None,
+             summarize: Callable | None = None, autostart: bool = True) -> WaferviewApp:
+    """The app over one trace on one wafer. `engine_factory` defaults to waferview.sim.engine.Engine
+    (tests may pass a stand-in with the same constructor)."""
+    if engine_factory is None:
+        from waferview.sim.engine import Engine as engine_factory
+
+    def make_engine(placement_name: str, predictor_name: str):
+        return engine_factory(trace, hardware, batch=batch, seed=seed, placement=placement_name,
+                              predictor=predictor_name, options=options)
+
+    driver = ReplayDriver(make_engine, summarize or _default_summarize(trace), placement=placement,
+                          predictor=predictor, paused=paused, loop=loop, speed=speed)
+    engine = driver.engine
+    source = Path(trace.source).name if trace.source else "in-memory trace"
+    batch_shown = getattr(engine.batch, "size", engine.batch)
+    facts = f"{trace.model.key} · {hardware.width}x{hardware.height} · batch {batch_shown:,} · {source}"
+    notes = []
+    if not engine.fits_in_hbm:
+        notes.append("! " + (getattr(engine, "hbm_note", None) or
+                             f"{trace.model.key}'s expert weights do not fit the usable HBM of this "
+                             f"{hardware.width}x{hardware.height} wafer"))
+    if getattr(engine, "batch_note", None):
+        notes.append(str(engine.batch_note))
+    link_capacity = float(hardware.link_bytes_per_ns) * float(getattr(hardware, "link_efficiency", 1.0))
+    return WaferviewApp(driver, mesh=engine.mesh, link_capacity=link_capacity, layers=trace.model.moe_layers,
+                        facts_line=facts, warning="\n".join(notes), autostart=autostart)
