@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -28,6 +29,21 @@ class ModelSpec:
     def moe_layer_ids(self) -> tuple[int, ...]:
         dense = set(self.dense_layers)
         return tuple(i for i in range(self.num_layer_keys) if i not in dense)
+
+    @cached_property
+    def moe_layer_keys(self) -> tuple[str, ...]:
+        """The MoE layers' keys as they appear in a trace step ("0", "1", ...), in layer order.
+        (Cached: the parser asks for them once per step.)"""
+        return tuple(str(i) for i in self.moe_layer_ids)
+
+    @cached_property
+    def dense_layer_keys(self) -> tuple[str, ...]:
+        return tuple(str(i) for i in self.dense_layers)
+
+    @cached_property
+    def layer_keys(self) -> frozenset[str]:
+        """Every key a step of this model carries (dense ones included)."""
+        return frozenset(str(i) for i in range(self.num_layer_keys))
 
     @property
     def moe_layers(self) -> int:
@@ -106,16 +122,14 @@ def infer_model_from_path(path: str) -> ModelSpec | None:
 
 def infer_model_from_step(step: dict) -> ModelSpec | None:
     """Guess the model from one step's layer keys and null pattern (used when the path says nothing)."""
-    try:
-        keys = {int(k) for k in step}
-    except (TypeError, ValueError):
+    if not isinstance(step, dict):
         return None
-    nulls = {int(k) for k, v in step.items() if v is None}
+    keys = step.keys()
+    nulls = {k for k, v in step.items() if v is None}
     for m in MODELS.values():
-        all_keys = set(range(m.num_layer_keys))
-        dense = set(m.dense_layers)
-        if keys == all_keys and nulls == dense:
+        dense = set(m.dense_layer_keys)
+        if keys == m.layer_keys and nulls == dense:
             return m
-        if m.dense_may_be_absent and keys == all_keys - dense and not nulls:
+        if m.dense_may_be_absent and keys == m.layer_keys - dense and not nulls:
             return m
     return None

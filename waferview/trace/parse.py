@@ -1,0 +1,165 @@
+"""Read one trace file (the dataset's JSON format) into expert-id arrays, fully validated.
+
+    model, prefill, decode = parse_file("Qwen/Qwen3-235B-A22B-FP8/mmlu/x/17.json")
+    prefill: [p, L, k]  rows of step 0 (the prefill), L = the model's MoE layers in key order
+    decode:  [d, L, k]  steps 1..d, one row each
+
+This is the ingest hot path, so the common case does no per-row Python work: the rows of all
+MoE layers are gathered with C-level iteration (itemgetter, chain, map) and turned into one
+array (`bytes()` per row when ids fit in a byte, numpy otherwise), then checked with
+vectorised numpy (widths, min, max). Only when something is off does the slow exhaustive
+walk in validate.py run, to name the first offending step / layer / row.
+
+Phase is by position: step 0 is the prefill, every later step is a decode step. A file may
+have any number of decode steps, 0 included (the dataset has at most 128; more are accepted,
+nothing downstream depends on the bound).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import struct
+from contextlib import contextmanager
+from itertools import chain
+from operator import itemgetter
+
+import numpy as np
+import orjson
+
+from waferview.errors import TraceFileError
+from waferview.models import ModelSpec, infer_model_from_path, infer_model_from_step
+from waferview.trace.validate import check_step_layout, describe_keys, find_problem, json_type
+
+
+def parse_file(path: str | os.PathLike, model: ModelSpec | None = None, *, name: str | None = None,
+               model_origin: str = "") -> tuple[ModelSpec, np.ndarray, np.ndarray]:
+    """Parse one trace file. `name` is how errors call the file (default: the path).
+
+    The model is `model` when given (a file that contradicts it is a bad file), else the one
+    the path names, else the one the first step's keys match."""
+    name = str(path) if name is None else name
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise TraceFileError(name, f"cannot read: {e.strerror or e}") from None
+    if model is None:
+        model = infer_model_from_path(name)
+        model_origin = "inferred from the path; pass --model to override" if model else model_origin
+    return parse_bytes(raw, name, model, model_origin=model_origin)
+
+
+def load_json(raw: bytes, name: str):
+    """orjson.loads with the dataset's failure modes turned into clear reasons."""
+    if not raw.strip():
+        raise TraceFileError(name, "empty file" if not raw else "empty file (only whitespace)")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        if e.pos >= len(raw.rstrip()) or e.msg.startswith("unexpected end of data"):
+            raise TraceFileError(name, f"truncated JSON (the data ends at line {e.lineno} column {e.colno} "
+                                       f"inside an unfinished value)") from None
+        raise TraceFileError(name, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+
+
+@contextmanager
+def _gc_paused():
+    """orjson builds tens of thousands of lists; the cyclic GC would walk the growing tree again
+    and again while it does (about a fifth of the parse time). They hold no cycles: pause it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def parse_bytes(raw: bytes, name: str, model: ModelSpec | None = None, *,
+                model_origin: str = "") -> tuple[ModelSpec, np.ndarray, np.ndarray]:
+    """Parse the bytes of one trace file (see parse_file)."""
+    with _gc_paused():
+        return _parse(raw, name, model, model_origin)
+
+
+def _parse(raw: bytes, name: str, model: ModelSpec | None, model_origin: str):
+    steps = load_json(raw, name)
+    if type(steps) is not list:
+        raise TraceFileError(name, f"top level is {json_type(steps)}, expected a list of steps")
+    if not steps:
+        raise TraceFileError(name, "no steps (the top-level list is empty)")
+    if model is None:
+        if type(steps[0]) is not dict:
+            raise TraceFileError(name, f"step 0 (prefill) is {json_type(steps[0])}, expected an object of layer ids")
+        model = infer_model_from_step(steps[0])
+        if model is None:
+            raise TraceFileError(name, f"step 0 (prefill): layer keys match no known model "
+                                       f"({describe_keys(steps[0])}); pass --model")
+        model_origin = "inferred from step 0"
+    elif model_origin == "":
+        model_origin = "--model"
+
+    for s, step in enumerate(steps):
+        reason = check_step_layout(step, s, model, model_origin)
+        if reason:
+            raise TraceFileError(name, reason)
+
+    # JSON true/false would pass bytes() as 1/0; a file without a 't' or 'f' byte has none
+    # (layer keys are digits), so the exhaustive check runs only on files that might.
+    if b"t" in raw or b"f" in raw:
+        reason = find_problem(steps, model, model_origin)
+        if reason:
+            raise TraceFileError(name, reason)
+
+    arrays = _fast_arrays(steps, model)
+    if arrays is None:
+        reason = find_problem(steps, model, model_origin) or "malformed rows"
+        raise TraceFileError(name, reason)
+    return (model, *arrays)
+
+
+def _fast_arrays(steps: list, model: ModelSpec) -> tuple[np.ndarray, np.ndarray] | None:
+    """The arrays, or None if anything is off (the caller then finds and names the problem).
+
+    Assumes every step already passed check_step_layout."""
+    keys = model.moe_layer_keys
+    L, k = len(keys), model.top_k
+    layers_of = itemgetter(*keys)
+    try:
+        prefill_layers = layers_of(steps[0])
+        counts = list(map(len, prefill_layers))       # TypeError on a null or a number
+        p = counts[0]
+        if p == 0 or counts.count(p) != L:
+            return None
+        decode_layers = list(chain.from_iterable(map(layers_of, steps[1:])))
+        if decode_layers and set(map(len, decode_layers)) != {1}:
+            return None
+        rows = list(chain(chain.from_iterable(prefill_layers), chain.from_iterable(decode_layers)))
+        if set(map(len, rows)) != {k}:                   # also a TypeError on a number row
+            return None
+        flat = _rows_to_ids(rows, model)
+    except (TypeError, ValueError, OverflowError, struct.error):
+        return None
+    if flat is None:
+        return None
+    d = len(steps) - 1
+    # prefill rows were gathered layer after layer: [L, p, k] -> [p, L, k]
+    prefill = np.ascontiguousarray(flat[:L * p * k].reshape(L, p, k).transpose(1, 0, 2))
+    decode = flat[L * p * k:].reshape(d, L, k)
+    return prefill, decode
+
+
+def _rows_to_ids(rows: list, model: ModelSpec) -> np.ndarray | None:
+    """[n, k] rows of ints -> flat array in the model's id dtype; None if any id is not a valid one."""
+    n_experts = model.num_experts
+    # Both conversions are C loops that reject a non-int (str, float, null, list) and an id
+    # that does not fit (negative, too large); only bools slip through (parse_bytes sniffs them).
+    if n_experts <= 256:
+        ids = np.frombuffer(bytearray(chain.from_iterable(rows)), dtype=np.uint8)
+    else:
+        n = len(rows) * model.top_k
+        ids = np.frombuffer(struct.pack(f"<{n}H", *chain.from_iterable(rows)), dtype="<u2")
+    if ids.size and int(ids.max()) >= n_experts:
+        return None
+    return ids.astype(model.id_dtype, copy=False)
