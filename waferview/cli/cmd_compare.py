@@ -1,11 +1,100 @@
-"""`waferview compare` (not built yet)."""
+"""`waferview compare`: several placement/predictor pairs on the same batch, against Base."""
 
-from waferview.errors import InputError
+from __future__ import annotations
+
+import argparse
+
+from waferview.cli.common import SIM_HELP, add_json_arg, add_sim_args, add_source_args
+
+# The paper's five strategies, in its order.
+PAPER_STRATEGIES = (
+    ("Base", "base", "off"),
+    ("EP", "ep", "off"),
+    ("Pred Only", "base", "heatmap"),
+    ("Allo Only", "allo", "off"),
+    ("Allo+Pred", "allo", "heatmap"),
+)
+_NAMES = {(p, q): name for name, p, q in PAPER_STRATEGIES}
+
+DESCRIPTION = (
+    "Run several placement/predictor pairs on the same batch and compare them. Default: the paper's five "
+    "strategies Base=base/off, EP=ep/off, Pred Only=base/heatmap, Allo Only=allo/off, Allo+Pred=allo/heatmap.\n"
+    "speedup_vs_base = this throughput / Base throughput; hop_reduction_vs_base = Base hops / this run's hops "
+    "(null when this run has no hops: the table says 'no hops'). Base is base/off, run even when --modes "
+    "leaves it out.\n\n" + SIM_HELP)
 
 
 def add_arguments(p):
-    p.add_argument("rest", nargs="*")
+    from waferview.report.summary import HELP_EPILOG
+
+    add_source_args(p)
+    add_sim_args(p, modes=False)
+    p.add_argument("--modes", default=None, metavar="P/Q,...",
+                   help="comma-separated placement/predictor pairs, e.g. base/off,allo/heatmap,ep/lru "
+                        "(default: the paper's five strategies)")
+    add_json_arg(p)
+    p.epilog = HELP_EPILOG
 
 
-def run(args):
-    raise InputError("'compare' is not implemented yet")
+def parse_modes(text: str | None) -> list[tuple[str, str, str]]:
+    """--modes text -> [(strategy name, placement, predictor)] (InputError on a bad pair or mode)."""
+    from waferview.errors import InputError
+    from waferview.policies import PLACEMENTS, PREDICTORS
+
+    if text is None:
+        return list(PAPER_STRATEGIES)
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        parts = item.split("/")
+        if len(parts) != 2:
+            raise InputError(f"--modes {item!r}: expected placement/predictor, e.g. allo/heatmap")
+        p, q = parts[0].strip().lower(), parts[1].strip().lower()
+        if p not in PLACEMENTS:
+            raise InputError(f"--modes {item!r}: unknown placement mode {p!r}: expected one of {', '.join(PLACEMENTS)}")
+        if q not in PREDICTORS:
+            raise InputError(f"--modes {item!r}: unknown predictor mode {q!r}: expected one of {', '.join(PREDICTORS)}")
+        out.append((_NAMES.get((p, q), f"{p}/{q}"), p, q))
+    if not out:
+        raise InputError("--modes: no placement/predictor pair given")
+    return out
+
+
+def compare_rows(trace, args: argparse.Namespace, strategies) -> list[dict]:
+    """One summary dict per strategy, plus strategy, speedup_vs_base and hop_reduction_vs_base."""
+    from waferview.cli.cmd_summary import simulate
+
+    results = {}
+    wanted = [(n, p, q) for n, p, q in strategies]
+    for _, p, q in ([("Base", "base", "off")] + wanted):
+        if (p, q) not in results:
+            results[(p, q)] = simulate(trace, args, placement=p, predictor=q)
+    base = results[("base", "off")]
+    rows = []
+    for name, p, q in wanted:
+        row = {"strategy": name, **results[(p, q)]}
+        bt, t = base["throughput_tokens_per_s"], row["throughput_tokens_per_s"]
+        row["speedup_vs_base"] = t / bt if (bt and t is not None) else None
+        row["hop_reduction_vs_base"] = base["hops"] / row["hops"] if row["hops"] else None
+        rows.append(row)
+    return rows
+
+
+def run(args) -> int:
+    import orjson
+
+    from waferview.cli.common import load_trace_from_args
+    from waferview.report.summary import format_compare
+
+    strategies = parse_modes(args.modes)
+    trace = load_trace_from_args(args)
+    rows = compare_rows(trace, args, strategies)
+    if args.json:
+        print(orjson.dumps({"rows": rows}).decode())
+    else:
+        r0 = rows[0]
+        title = (f"waferview compare: {trace.source}  model {trace.model.key}  mesh {r0['mesh']}  "
+                 f"batch {r0['batch']}  seed {r0['seed']}")
+        print(format_compare(rows, title=title))
+    return 0

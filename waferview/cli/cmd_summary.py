@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-from waferview.cli.common import add_json_arg, add_source_args
+from waferview.cli.common import SIM_HELP, add_json_arg, add_sim_args, add_source_args
 
-DESCRIPTION = "Headless run of one placement/predictor mode over a batch; prints a table or one JSON object."
+DESCRIPTION = ("Headless run of one placement/predictor mode over a batch of requests on the modelled wafer; "
+               "prints the trace facts and the simulation fields as a table, or one JSON object (--json).\n\n"
+               + SIM_HELP)
 
 
 def add_arguments(p):
+    from waferview.report.summary import HELP_EPILOG
+
     add_source_args(p)
+    add_sim_args(p)
     add_json_arg(p)
+    p.epilog = HELP_EPILOG
+
+
+def simulate(trace, args, placement=None, predictor=None) -> dict:
+    """Trace facts + the summary fields of one run to the end."""
+    from waferview.cli.common import engine_from_args, run_with_progress
+
+    engine = engine_from_args(args, trace, placement=placement, predictor=predictor)
+    fields = trace.facts()
+    fields.update(run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
+    return fields
 
 
 def run(args) -> int:
     import orjson
 
+    from waferview.cli.common import load_trace_from_args
     from waferview.report.summary import format_table
-    from waferview.trace.source import load_source
 
-    trace = load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
-    fields = trace.facts()
+    trace = load_trace_from_args(args)
+    fields = simulate(trace, args)
     if args.json:
         print(orjson.dumps(fields).decode())
     else:

@@ -89,3 +89,29 @@ def engine_from_args(args, trace, *, placement: str | None = None, predictor: st
                   placement=placement or getattr(args, "placement", "allo"),
                   predictor=predictor or getattr(args, "predictor", "heatmap"),
                   options=policy_options_from_args(args))
+
+
+def load_trace_from_args(args):
+    """The trace named by the source options (helper A's load_source)."""
+    from waferview.trace.source import load_source
+
+    return load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
+
+
+def run_with_progress(engine, label: str) -> dict:
+    """engine.run() with a progress bar on stderr when it is a terminal."""
+    try:
+        from waferview.progress import Progress
+    except ImportError:  # pragma: no cover - progress module not there yet
+        return engine.run()
+    bar = Progress(engine.total, label)
+    last = [0]
+
+    def tick(position, total):
+        bar.update(position - last[0])
+        last[0] = position
+
+    try:
+        return engine.run(progress=tick)
+    finally:
+        bar.close()

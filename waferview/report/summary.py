@@ -1,12 +1,44 @@
-"""Plain-text rendering of report dicts."""
+"""The summary fields (what they mean) and how reports print: one run as a table, compare as rows.
+Shared by the CLI and the TUI; no numba, no textual."""
 
 from __future__ import annotations
+
+import math
+
+# Definitions of the simulation fields of `summary --json` (also printed by `summary --help`).
+FIELD_DOCS = {
+    "mesh": "the wafer: preset or WxH name, or the hardware file's name",
+    "batch": "requests replayed together (cycled in a seeded order when more than the trace has)",
+    "batch_note": "set when requests were reused to fill the batch",
+    "placement": "task placement mode (base, ep, allo)",
+    "predictor": "copy predictor mode (off, heatmap, oracle, lru)",
+    "decode_time_ms": "sum over decode (step, MoE layer) of the layer time (barrier: slowest die or link)",
+    "prefill_time_ms": "the same over the prefill step (step 0)",
+    "throughput_tokens_per_s": "decode tokens of the batch / decode MoE-layer time",
+    "hops": "sum over remote weight reads of the XY-route length (links crossed)",
+    "remote_read_bytes": "expert weight bytes read from another die's HBM",
+    "local_read_bytes": "expert weight bytes read from the executing die's own HBM",
+    "local_write_bytes": "bytes written by predictor copies (one expert matrix each)",
+    "header_bytes": "16 B request headers of remote reads (on the links, reader to holder)",
+    "cache_hit_rate": "weight reads served by the reading die's own HBM (home or copy) / all weight reads",
+    "predictor_precision": "sum|P & A| / sum|P| over (step, layer), P = union of the dies' predicted sets, "
+                           "A = experts active in that layer at the next step (null when predictor is off)",
+    "predictor_recall": "sum|P & A| / sum|A| over the same (step, layer) pairs (null when predictor is off)",
+    "copies_made": "predictor copies written; evictions: copies dropped to make room",
+    "mean_die_utilization": "sum of die busy time / (dies x sum of layer times)",
+    "die_max_over_mean": "sum over layers of the busiest die's time / sum over layers of the mean die time",
+    "fits_in_hbm": "every die's home expert weights fit its usable HBM (80 GB less the 10% reserve)",
+}
+
+HELP_EPILOG = "summary fields:\n" + "\n".join(f"  {k:<24} {v}" for k, v in FIELD_DOCS.items())
 
 
 def _fmt(value) -> str:
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "-"}[value]
     if isinstance(value, float):
+        if math.isinf(value) or math.isnan(value):
+            return str(value)
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -18,8 +50,78 @@ def _fmt(value) -> str:
 def format_table(fields: dict, title: str = "") -> str:
     width = max((len(k) for k in fields), default=0)
     lines = [title] if title else []
+    if fields.get("fits_in_hbm") is False:
+        lines.append(f"  WARNING: {fields.get('hbm_note') or 'the model does not fit the wafer HBM'}")
     for key, value in fields.items():
         lines.append(f"  {key:<{width}}  {_fmt(value)}")
     for item in fields.get("skipped") or []:
         lines.append(f"    skipped {item['file']}: {item['reason']}")
+    return "\n".join(lines)
+
+
+def _bytes(n) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+COMPARE_COLUMNS = (
+    ("strategy", "strategy", str),
+    ("modes", None, None),
+    ("tokens/s", "throughput_tokens_per_s", lambda v: "-" if v is None else f"{v:,.0f}"),
+    ("speedup", "speedup_vs_base", lambda v: "-" if v is None else f"{v:.2f}x"),
+    ("hops", "hops", lambda v: f"{v:,}"),
+    ("hop red.", "hop_reduction_vs_base", None),
+    ("remote", "remote_read_bytes", _bytes),
+    ("copies", "local_write_bytes", _bytes),
+    ("hit rate", "cache_hit_rate", lambda v: "-" if v is None else f"{v:.3f}"),
+    ("util", "mean_die_utilization", lambda v: "-" if v is None else f"{v:.3f}"),
+    ("max/mean", "die_max_over_mean", lambda v: "-" if v is None else f"{v:.2f}"),
+    ("prec", "predictor_precision", lambda v: "-" if v is None else f"{v:.2f}"),
+    ("recall", "predictor_recall", lambda v: "-" if v is None else f"{v:.2f}"),
+)
+
+
+def _hop_reduction(row: dict) -> str:
+    v = row.get("hop_reduction_vs_base")
+    if v is not None:
+        return f"{v:.1f}x"
+    if row.get("hops") == 0:
+        return "no hops"
+    return "-"
+
+
+def format_compare(rows: list[dict], title: str = "") -> str:
+    """The compare table: one line per strategy, warnings first."""
+    header = [c[0] for c in COMPARE_COLUMNS]
+    body = []
+    for r in rows:
+        cells = []
+        for name, key, fmt in COMPARE_COLUMNS:
+            if name == "modes":
+                cells.append(f"{r['placement']}/{r['predictor']}")
+            elif name == "hop red.":
+                cells.append(_hop_reduction(r))
+            else:
+                cells.append(fmt(r.get(key)))
+        body.append(cells)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = [title] if title else []
+    first = rows[0] if rows else {}
+    if first.get("fits_in_hbm") is False:
+        lines.append(f"WARNING: {first.get('hbm_note') or 'the model does not fit the wafer HBM'}")
+    if first.get("batch_note"):
+        lines.append(f"note: {first['batch_note']}")
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    lines.append(line(header))
+    lines.extend(line(b) for b in body)
+    if any(r.get("hops") == 0 for r in rows):
+        lines.append("hop red.: Base hops / this run's hops; 'no hops' where a run moved no weights between dies")
     return "\n".join(lines)

@@ -70,6 +70,8 @@ class Engine:
         self._die_busy = np.zeros(D)
         self._die_tokens = np.zeros(D, dtype=np.int64)
         self._link_bytes = np.zeros(self.mesh.num_links, dtype=np.int64)
+        self._die_hbm_bytes = np.zeros(D, dtype=np.int64)
+        self._die_d2d_bytes = np.zeros(D, dtype=np.int64)
         self.total = self.batch.steps * L
         self.position = 0
         self._t = {k: 0 for k in ("hops", "remote_read_bytes", "local_read_bytes", "local_write_bytes",
@@ -131,7 +133,9 @@ class Engine:
             link_bytes=self._link_bytes.copy(), layer_time_ns=r["layer_time_ns"],
             local_read_bytes=r["local_read_bytes"], remote_read_bytes=r["remote_read_bytes"],
             local_write_bytes=r["local_write_bytes"], hops=r["hops"], weight_reads=r["weight_reads"],
-            local_weight_reads=r["local_weight_reads"], totals=self.summary())
+            local_weight_reads=r["local_weight_reads"], totals=self.summary(),
+            die_hbm_bytes=self._die_hbm_bytes.copy(), die_d2d_in_bytes=self._die_d2d_bytes.copy(),
+            header_bytes=r["header_bytes"], copies_made=r["copies_made"], evictions=r["evictions"])
 
     def run(self, progress=None) -> dict:
         """Simulate to the end; `progress(position, total)` is called now and then. Returns summary()."""
@@ -169,7 +173,7 @@ class Engine:
             self.mesh.route_links, self.mesh.num_links, self.expert_bytes, self.hardware.request_header_bytes,
             self.flops_per_token, self.flops_per_ns, self.hbm_rate, self.link_rate,
             self.hardware.hbm_latency_ns, self.hardware.hop_latency_ns,
-            self._die_busy, self._die_tokens, self._link_bytes)
+            self._die_busy, self._die_tokens, self._link_bytes, self._die_hbm_bytes, self._die_d2d_bytes)
         n_copied = int(copied.sum())
         t = self._t
         selections = int(task_tok.sum())
@@ -205,7 +209,8 @@ class Engine:
                 "token_selections": selections, "layer_time_ns": float(layer_time),
                 "local_read_bytes": int(local_b), "remote_read_bytes": int(remote_b),
                 "local_write_bytes": n_copied * self.expert_bytes, "hops": int(hops),
-                "weight_reads": len(task_e), "local_weight_reads": int(local_reads)}
+                "weight_reads": len(task_e), "local_weight_reads": int(local_reads),
+                "header_bytes": int(headers), "copies_made": n_copied, "evictions": int(evictions)}
 
     # ---- results -------------------------------------------------------------------------------
     def summary(self) -> dict:

@@ -37,8 +37,9 @@ def resolve_sources(task_e, task_d, home, copies_l, dist):
 @njit(nogil=True, cache=True)
 def layer_costs(task_e, task_d, task_tok, task_src, copy_writes, dist, route_off, route_links, n_links,
                 expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate,
-                hbm_latency, hop_latency, die_busy, die_tokens, link_bytes):
-    """Fill die_busy[D] (ns), die_tokens[D], link_bytes[n_links]; return the layer's scalars.
+                hbm_latency, hop_latency, die_busy, die_tokens, link_bytes, dram_bytes, d2d_bytes):
+    """Fill die_busy[D] (ns), die_tokens[D], link_bytes[n_links], dram_bytes[D] (bytes each die's HBM
+    serves), d2d_bytes[D] (bytes arriving for each die); return the layer's scalars.
 
     Per die: compute_local / compute_remote = flops of tasks reading locally / remotely over
     flops_per_ns; dram = bytes its HBM serves (own reads, reads served to others, copy writes) over
@@ -50,11 +51,10 @@ def layer_costs(task_e, task_d, task_tok, task_src, copy_writes, dist, route_off
     D = dist.shape[0]
     flops_local = np.zeros(D)
     flops_remote = np.zeros(D)
-    dram_bytes = np.zeros(D, dtype=np.int64)
-    d2d_bytes = np.zeros(D, dtype=np.int64)
     max_hops = np.zeros(D, dtype=np.int64)
     for d in range(D):
         die_tokens[d] = 0
+        d2d_bytes[d] = 0
         dram_bytes[d] = copy_writes[d] * expert_bytes
     for i in range(n_links):
         link_bytes[i] = 0

@@ -1,0 +1,258 @@
+"""The engine on hand-worked 2x2 cases (exact bytes, hops and times) and its properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simcases import random_trace, tiny_hardware, tiny_model, trace_from_rows
+from waferview.errors import InputError
+from waferview.models import get_model
+from waferview.policies import PLACEMENTS, PREDICTORS
+from waferview.policies.base import PolicyOptions
+from waferview.sim.engine import Engine
+
+# 2x2 mesh (dies 0 1 / 2 3) with round numbers: compute 1 TFLOPS x 0.5 = 500 flops/ns, HBM 1000 bytes/ns,
+# links 500 bytes/ns, efficiencies 1, HBM latency 300 ns, 200 ns per hop, 16 B headers.
+# Model: 4 experts (expert e homed on die e), top-1, one MoE layer, 1000 x 1000: 6e6 bytes, 6e6 flops per token.
+EB = 6_000_000
+
+
+def hw2x2(**over):
+    return tiny_hardware(2, 2, die_tflops=1.0, hbm_bytes_per_ns=1000.0, link_bytes_per_ns=500.0,
+                         link_efficiency=1.0, hbm_efficiency={"default": 1.0}, **over)
+
+
+MODEL = tiny_model(num_experts=4, top_k=1, layers=1, hidden=1000, inter=1000)
+
+
+def one_layer(placement, rows, predictor="off", **opts):
+    trace = trace_from_rows(MODEL, [(rows, [])])
+    engine = Engine(trace, hw2x2(), placement=placement, predictor=predictor, options=PolicyOptions(**opts))
+    frame = engine.step()
+    assert engine.step() is None and engine.done
+    return engine, frame
+
+
+def link(engine, a, b):
+    return int(np.flatnonzero((engine.mesh.links[:, 0] == a) & (engine.mesh.links[:, 1] == b))[0])
+
+
+def test_base_reads_remotely_over_the_xy_route():
+    engine, f = one_layer("base", [[[3]]])   # one token of expert 3 (home die 3), base puts it on die 0
+    assert EB == MODEL.expert_bytes and 6_000_000 == MODEL.flops_per_token
+    assert f.die_tokens.tolist() == [1, 0, 0, 0]
+    # weights 3 -> 2 -> 0 (x first, then y); the header 0 -> 1 -> 3
+    expected = np.zeros(engine.mesh.num_links, dtype=np.int64)
+    expected[link(engine, 3, 2)] = expected[link(engine, 2, 0)] = EB
+    expected[link(engine, 0, 1)] = expected[link(engine, 1, 3)] = 16
+    assert f.link_bytes.tolist() == expected.tolist()
+    assert (f.hops, f.remote_read_bytes, f.local_read_bytes, f.header_bytes) == (2, EB, 0, 16)
+    # die 0: d2d 12000 ns + remote compute 12000 ns + 300 ns + 2 hops x 200 ns; die 3 serves: 6000 + 300
+    assert f.die_busy_ns.tolist() == [24_700.0, 0.0, 0.0, 6_300.0]
+    assert f.die_hbm_bytes.tolist() == [0, 0, 0, EB] and f.die_d2d_in_bytes.tolist() == [EB, 0, 0, 16]
+    assert f.layer_time_ns == 24_700.0
+    assert (f.weight_reads, f.local_weight_reads) == (1, 0)
+    s = engine.summary()
+    assert s["prefill_time_ms"] == 24_700.0 * 1e-6 and s["decode_time_ms"] == 0.0
+    assert s["throughput_tokens_per_s"] is None   # no decode steps
+    assert s["mean_die_utilization"] == pytest.approx((24_700 + 6_300) / (4 * 24_700), rel=1e-12)
+    assert s["die_max_over_mean"] == pytest.approx(24_700 / ((24_700 + 6_300) / 4), rel=1e-12)
+    assert s["cache_hit_rate"] == 0.0
+
+
+def test_ep_runs_at_home():
+    engine, f = one_layer("ep", [[[3]]])
+    assert f.die_tokens.tolist() == [0, 0, 0, 1]
+    assert f.link_bytes.sum() == 0 and f.hops == 0 and f.remote_read_bytes == 0 and f.local_read_bytes == EB
+    assert f.die_busy_ns.tolist() == [0.0, 0.0, 0.0, 12_300.0]   # max(compute 12000, HBM 6000) + 300
+    assert engine.summary()["cache_hit_rate"] == 1.0
+
+
+def test_allo_splits_a_hot_expert_over_the_holder_and_its_neighbours():
+    # 300 tokens of expert 0, blocks of 100: block time 100 x 6e6 / 500 = 1.2e6 ns.
+    # Block 1 -> die 0 (holder, 1.2e6), block 2 -> die 1 (1.2e6 + 12000 transfer < 2.4e6),
+    # block 3 -> die 2 (die 1 would cost 2.412e6, die 2 1.212e6).
+    engine, f = one_layer("allo", [[[0]]] * 300, block_size=100)
+    assert f.die_tokens.tolist() == [100, 100, 100, 0]
+    assert (f.hops, f.remote_read_bytes, f.local_read_bytes) == (2, 2 * EB, EB)
+    assert f.die_hbm_bytes.tolist() == [3 * EB, 0, 0, 0]
+    assert f.die_busy_ns.tolist() == [1_200_300.0, 1_212_500.0, 1_212_500.0, 0.0]
+    assert f.link_bytes[link(engine, 0, 1)] == EB and f.link_bytes[link(engine, 0, 2)] == EB
+    assert f.link_bytes[link(engine, 1, 0)] == 16 and f.link_bytes.sum() == 2 * EB + 32
+    assert f.layer_time_ns == 1_212_500.0
+
+
+def test_allo_keeps_a_small_expert_on_its_holder():
+    engine, f = one_layer("allo", [[[2]]] * 3)
+    assert f.die_tokens.tolist() == [0, 0, 3, 0] and f.hops == 0
+
+
+def test_heatmap_copies_on_a_predicted_remote_read_and_hits_next_step():
+    # prefill rows [1], [1] seed H[1,1] = 1; base runs expert 1 on die 0 -> remote read, predicted -> copy.
+    trace = trace_from_rows(MODEL, [([[[1]], [[1]]], [[[1]]])])
+    engine = Engine(trace, hw2x2(), placement="base", predictor="heatmap", options=PolicyOptions(top_n=1))
+    f0 = engine.step()
+    # die 0: d2d 12000, remote compute 2 x 12000, HBM: the copy write 6000; + 300 + 200
+    assert f0.die_busy_ns.tolist() == [36_500.0, 6_300.0, 0.0, 0.0]
+    assert (f0.copies_made, f0.local_write_bytes, f0.die_copies.tolist()) == (1, EB, [1, 0, 0, 0])
+    assert f0.die_hbm_bytes.tolist() == [EB, EB, 0, 0]
+    f1 = engine.step()
+    assert f1.local_weight_reads == 1 and f1.hops == 0 and f1.die_busy_ns.tolist() == [12_300.0, 0, 0, 0]
+    assert engine.step() is None
+    s = engine.summary()
+    assert s["cache_hit_rate"] == 0.5 and s["copies_made"] == 1 and s["local_write_bytes"] == EB
+    assert s["predictor_precision"] == 1.0 and s["predictor_recall"] == 1.0
+    assert s["decode_time_ms"] == 12_300.0 * 1e-6
+    assert s["throughput_tokens_per_s"] == pytest.approx(1 / 12_300e-9, rel=1e-12)
+
+
+def test_no_copy_without_space_and_predictor_off_makes_none():
+    trace = trace_from_rows(MODEL, [([[[1]], [[1]]], [[[1]]])])
+    for predictor, slots in (("heatmap", 0), ("off", 10)):
+        engine = Engine(trace, hw2x2(), placement="base", predictor=predictor, options=PolicyOptions(copy_slots=slots))
+        s = engine.run()
+        assert s["copies_made"] == 0 and s["cache_hit_rate"] == 0.0 and s["hops"] == 2
+
+
+# ---------------------------------------------------------------- properties on random small cases
+
+def _random_engine(placement, predictor, seed=5, batch=60, **opts):
+    rng = np.random.default_rng(seed)
+    trace = random_trace(rng, tiny_model(num_experts=16, top_k=3, layers=3), requests=9, max_decode=6)
+    hw = tiny_hardware(3, 3, die_tflops=1.0)
+    return trace, Engine(trace, hw, batch=batch, seed=1, placement=placement, predictor=predictor,
+                         options=PolicyOptions(block_size=7, **opts))
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+@pytest.mark.parametrize("predictor", PREDICTORS)
+def test_tokens_and_bytes_are_conserved(placement, predictor):
+    trace, engine = _random_engine(placement, predictor)
+    eb, header = engine.expert_bytes, engine.hardware.request_header_bytes
+    moved = 0
+    while (f := engine.step()) is not None:
+        assert f.die_tokens.sum() == engine.counts[f.step, f.layer_index].sum() == f.token_selections
+        remote = f.weight_reads - f.local_weight_reads
+        assert f.remote_read_bytes == remote * eb and f.local_read_bytes == f.local_weight_reads * eb
+        # bytes served by holders' HBM = bytes read (local + remote) + copies written
+        assert f.die_hbm_bytes.sum() == f.local_read_bytes + f.remote_read_bytes + f.local_write_bytes
+        # bytes arriving at readers = bytes leaving holders (+ headers arriving at holders)
+        assert f.die_d2d_in_bytes.sum() == f.remote_read_bytes + f.header_bytes == remote * (eb + header)
+        # every byte crosses as many links as its route has hops
+        assert f.link_bytes.sum() == f.hops * (eb + header)
+        moved += f.remote_read_bytes
+    s = engine.summary()
+    assert s["token_selections"] == int(engine.counts.sum())
+    if placement == "ep":
+        assert moved == 0 and s["hops"] == 0 and s["cache_hit_rate"] == 1.0 and s["copies_made"] == 0
+    else:
+        assert moved > 0
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_stepped_run_equals_run_to_the_end_and_is_deterministic(placement):
+    _, a = _random_engine(placement, "heatmap", copy_slots=3, eviction="lru")
+    while a.step() is not None:
+        pass
+    _, b = _random_engine(placement, "heatmap", copy_slots=3, eviction="lru")
+    assert a.summary() == b.run()
+    assert b.step() is None and b.done and b.position == b.total
+
+
+def test_same_seed_same_batch_other_seed_other_batch():
+    trace, _ = _random_engine("base", "off")
+    hw = tiny_hardware(3, 3)
+    a = Engine(trace, hw, batch=4, seed=11, placement="base", predictor="off").run()
+    b = Engine(trace, hw, batch=4, seed=11, placement="base", predictor="off").run()
+    c = Engine(trace, hw, batch=4, seed=12, placement="base", predictor="off")
+    assert a == b
+    assert c.batch.requests.tolist() != Engine(trace, hw, batch=4, seed=11).batch.requests.tolist()
+
+
+def test_batch_larger_than_the_trace_reuses_requests_and_says_so():
+    trace, _ = _random_engine("base", "off")
+    engine = Engine(trace, tiny_hardware(2, 2), batch=20, seed=0)
+    assert engine.batch_note == "batch 20 > 9 requests present: requests reused in a fixed seeded order (seed 0)"
+    assert engine.batch.weights.sum() == 20 and sorted(engine.batch.weights.tolist()) == [2] * 7 + [3] * 2
+    assert engine.summary()["batch_note"] == engine.batch_note
+    assert Engine(trace, tiny_hardware(2, 2), batch=9).batch_note is None
+    assert Engine(trace, tiny_hardware(2, 2)).batch.size == 9   # default: all requests
+    with pytest.raises(InputError, match="--batch 0: expected a positive number of requests"):
+        Engine(trace, tiny_hardware(2, 2), batch=0)
+
+
+def test_batch_steps_and_tokens():
+    rows = lambda n: [[[0]]] * n   # noqa: E731
+    trace = trace_from_rows(MODEL, [(rows(3), rows(2)), (rows(1), rows(0)), (rows(2), rows(4))])
+    engine = Engine(trace, hw2x2(), placement="ep", predictor="off")
+    assert engine.batch.steps == 5 and engine.total == 5
+    assert engine.batch.tokens_per_step.tolist() == [6, 2, 2, 1, 1]
+    assert engine.counts[:, 0, 0].tolist() == [6, 2, 2, 1, 1]
+    s = engine.run()
+    assert s["batch_decode_tokens"] == 6 and s["batch_prefill_tokens"] == 6
+
+
+def test_modes_switch_from_the_next_layer_without_restart():
+    _, engine = _random_engine("base", "off")
+    f = engine.step()
+    assert (f.placement, f.predictor) == ("base", "off")
+    engine.set_placement("allo")
+    engine.set_predictor("oracle")
+    assert (engine.placement, engine.predictor) == ("allo", "oracle")
+    f2 = engine.step()
+    assert (f2.placement, f2.predictor, f2.seq) == ("allo", "oracle", 2)
+    with pytest.raises(InputError, match="unknown placement mode 'nope': expected one of base, ep, allo"):
+        engine.set_placement("nope")
+    with pytest.raises(InputError, match="unknown predictor mode 'x': expected one of off, heatmap, oracle, lru"):
+        engine.set_predictor("x")
+    assert engine.placement == "allo"
+    with pytest.raises(InputError, match="unknown placement mode"):
+        _random_engine("fast", "off")
+
+
+def test_frames_are_private_copies_with_running_totals():
+    _, engine = _random_engine("base", "lru")
+    f1 = engine.step()
+    busy, links = f1.die_busy_ns.copy(), f1.link_bytes.copy()
+    f2 = engine.step()
+    assert f1.die_busy_ns is not f2.die_busy_ns and f1.link_bytes is not f2.link_bytes
+    assert (f1.die_busy_ns == busy).all() and (f1.link_bytes == links).all()
+    assert f1.totals is not f2.totals and f2.totals == engine.summary()
+    assert f2.totals["layers_simulated"] == 2 and f1.totals["layers_simulated"] == 1
+    assert f1.totals["hops"] == f1.hops and f2.totals["hops"] == f1.hops + f2.hops
+    assert (f1.seq, f1.total, f1.step, f1.layer_index, f1.phase) == (1, engine.total, 0, 0, "prefill")
+    assert f1.die_utilization.max() == pytest.approx(f1.die_busy_ns.max() / f1.layer_time_ns)
+
+
+def test_a_model_that_does_not_fit_is_simulated_and_flagged():
+    kimi = get_model("kimi")
+    trace = random_trace(np.random.default_rng(0), kimi, requests=1, max_prefill=2, max_decode=1)
+    from waferview.wafer.hardware import load_hardware
+    engine = Engine(trace, load_hardware("8x3"), placement="base", predictor="heatmap")
+    s = engine.run()
+    assert s["fits_in_hbm"] is False and engine.fits_in_hbm is False
+    assert "do not fit the usable HBM of 8x3" in s["hbm_note"]
+    assert s["copies_made"] == 0 and s["copy_slots_per_die"] == 0 and s["hops"] > 0
+
+
+def test_summary_has_every_field():
+    _, engine = _random_engine("allo", "heatmap")
+    s = engine.run()
+    for key in ("mesh", "batch", "batch_note", "placement", "predictor", "decode_time_ms", "prefill_time_ms",
+                "throughput_tokens_per_s", "hops", "remote_read_bytes", "local_read_bytes", "local_write_bytes",
+                "cache_hit_rate", "predictor_precision", "predictor_recall", "mean_die_utilization",
+                "die_max_over_mean", "fits_in_hbm"):
+        assert key in s
+    assert s["throughput_tokens_per_s"] == pytest.approx(s["batch_decode_tokens"] / (s["decode_time_ms"] * 1e-3))
+    assert 0 < s["mean_die_utilization"] <= 1 and s["die_max_over_mean"] >= 1
+    assert 0 <= s["predictor_precision"] <= 1 and 0 <= s["predictor_recall"] <= 1
+
+
+def test_oracle_is_exact_and_off_reports_no_precision():
+    _, engine = _random_engine("base", "oracle")
+    s = engine.run()
+    assert s["predictor_precision"] == 1.0 and s["predictor_recall"] == 1.0
+    _, engine = _random_engine("base", "off")
+    s = engine.run()
+    assert s["predictor_precision"] is None and s["predictor_recall"] is None
