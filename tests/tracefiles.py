@@ -62,3 +62,39 @@ def write_dataset(root: Path, model: str, layout: dict[tuple[str, str], list[tup
             write_trace(path, make_steps(model, p, d, seed=seed + index))
             written[path.relative_to(root).as_posix()] = (p, d)
     return written
+
+
+# ---- fixtures and CLI helpers shared by the trace-reading tests -------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    """Every test gets its own trace cache folder (import this fixture into a test module)."""
+    path = tmp_path / "wvcache"
+    monkeypatch.setenv("WAFERVIEW_CACHE_DIR", str(path))
+    monkeypatch.setenv("WAFERVIEW_NO_PROGRESS", "1")
+    return path
+
+
+def run_cli(argv, capsys):
+    """waferview in-process: (exit code, stdout, stderr)."""
+    from waferview.cli.main import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_subprocess(argv, env_extra=None):
+    """waferview as a separate process: the real exit code and streams."""
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "waferview", *map(str, argv)], capture_output=True,
+                          text=True, env=env, timeout=120)

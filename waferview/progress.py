@@ -92,6 +92,26 @@ class Progress:
         self.close()
 
 
+class status:
+    """`with status("listing files on the Hub"):` shows the label while the block runs (terminal only)."""
+
+    def __init__(self, label: str, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.label = label
+        self.enabled = _isatty(self.stream) and not os.environ.get("WAFERVIEW_NO_PROGRESS")
+
+    def __enter__(self) -> status:
+        if self.enabled:
+            self.stream.write(f"\r{self.label}...\x1b[K")
+            self.stream.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
 def _isatty(stream) -> bool:
     try:
         return bool(stream.isatty())

@@ -1,11 +1,44 @@
-"""`waferview fetch` (not built yet)."""
+"""`waferview fetch`: download trace files from the Hugging Face Hub dataset."""
 
-from waferview.errors import InputError
+from __future__ import annotations
+
+DESCRIPTION = """\
+Download trace files of one model (optionally one benchmark, one subject, the first N files in
+sorted order) from the gated Hub dataset core12345/MoE_expert_selection_trace, at a pinned
+revision. The token comes from HF_TOKEN or the stored login (`hf auth login`); accept the
+dataset's conditions on its Hub page first. With HF_HUB_OFFLINE=1, or when the Hub cannot be
+reached, files already in the local Hub cache are used. Prints the local folder, which is a
+SOURCE for the other commands (or use hf:<org>/<model>/<benchmark>/<subject> directly).
+
+examples:
+  waferview fetch --model qwen3 --benchmark mmlu --subject abstract_algebra --limit 20
+  waferview fetch --model deepseek --benchmark HuggingFaceH4/aime_2024 --out traces/
+"""
 
 
 def add_arguments(p):
-    p.add_argument("rest", nargs="*")
+    p.add_argument("--model", required=True,
+                   help="qwen3, deepseek, llama4, kimi, or the dataset folder (e.g. Qwen/Qwen3-235B-A22B-FP8)")
+    p.add_argument("--benchmark", default=None,
+                   help="mmlu, mmlu_ZH_CN, hellaswag, livecodebench, HuggingFaceH4/aime_2024, Chinese-SimpleQA")
+    p.add_argument("--subject", default=None, help="a subject folder under the benchmark")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files, in sorted order")
+    p.add_argument("--revision", default=None, help="dataset revision (default: the pinned commit)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="download into DIR (dataset layout) instead of the Hugging Face cache")
+    p.add_argument("--json", action="store_true", help="print one JSON object (folder, files) instead of the path")
 
 
-def run(args):
-    raise InputError("'fetch' is not implemented yet")
+def run(args) -> int:
+    from waferview.trace import hub
+
+    sel = hub.select(args.model, args.benchmark, args.subject)
+    result = hub.fetch(sel, revision=args.revision or hub.DEFAULT_REVISION, limit=args.limit, out=args.out)
+    if args.json:
+        import orjson
+
+        print(orjson.dumps({"path": str(result.local_dir), "source": str(sel), "files": len(result.files),
+                            "offline": result.offline}).decode())
+    else:
+        print(result.local_dir)
+    return 0

@@ -13,15 +13,17 @@ unknown benchmark or subject, network failure. An unknown model fails before any
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from waferview.errors import InputError
 from waferview.models import MODELS, ModelSpec, get_model
-from waferview.progress import progress
+from waferview.progress import progress, status
 
 REPO_ID = "core12345/MoE_expert_selection_trace"
 REPO_TYPE = "dataset"
@@ -101,7 +103,8 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
     if is_offline():
         return _local(sel, revision, limit, out, why="offline mode (HF_HUB_OFFLINE=1)")
     try:
-        remote = _list_remote(sel, revision)
+        with _quiet_hub(), status(f"listing {sel} on the Hub"):
+            remote = _list_remote(sel, revision)
     except Exception as e:  # noqa: BLE001 - every failure becomes one line, or the local fallback
         kind, message = _classify(e, sel, revision)
         if kind in ("offline", "network"):
@@ -113,10 +116,23 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
         raise _nothing_under(sel, revision)
     chosen = remote[:limit] if limit else remote
     try:
-        local_dir = _download(chosen, sel, revision, out)
+        with _quiet_hub():
+            local_dir = _download(chosen, sel, revision, out)
     except Exception as e:  # noqa: BLE001
         raise InputError(_classify(e, sel, revision)[1]) from None
     return FetchResult(local_dir, [path for path, _ in chosen])
+
+
+@contextmanager
+def _quiet_hub():
+    """huggingface_hub logs a warning per retry; our own one-line error says what failed."""
+    logger = logging.getLogger("huggingface_hub")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _notice(message: str) -> None:

@@ -103,20 +103,26 @@ def _parse(raw: bytes, name: str, model: ModelSpec | None, model_origin: str):
     for s, step in enumerate(steps):
         reason = check_step_layout(step, s, model, model_origin)
         if reason:
-            raise TraceFileError(name, reason)
+            raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
 
     # JSON true/false would pass bytes() as 1/0; a file without a 't' or 'f' byte has none
     # (layer keys are digits), so the exhaustive check runs only on files that might.
     if b"t" in raw or b"f" in raw:
         reason = find_problem(steps, model, model_origin)
         if reason:
-            raise TraceFileError(name, reason)
+            raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
 
     arrays = _fast_arrays(steps, model)
     if arrays is None:
         reason = find_problem(steps, model, model_origin) or "malformed rows"
-        raise TraceFileError(name, reason)
+        raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
     return (model, *arrays)
+
+
+def _other_model_hint(first_step, model: ModelSpec) -> str:
+    """When a file is read as one model but its keys are another's, say so."""
+    other = infer_model_from_step(first_step) if type(first_step) is dict else None
+    return f" (the file's layer keys are those of {other.key})" if other is not None and other is not model else ""
 
 
 def _fast_arrays(steps: list, model: ModelSpec) -> tuple[np.ndarray, np.ndarray] | None:

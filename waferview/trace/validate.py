@@ -12,6 +12,8 @@ Layers are named by their key in the file ("layer 5" is key "5"); steps by posit
 
 from __future__ import annotations
 
+import orjson
+
 from waferview.models import ModelSpec
 
 _SHOW = 5  # keys listed in a message before "..."
@@ -90,8 +92,9 @@ def _check_row(row, where: str, model: ModelSpec) -> str | None:
         return f"{where}: {len(row)} expert ids, expected top-k = {k} for {model.key}"
     for e in row:
         if type(e) is not int:
-            return f"{where}: expert id {e!r} is not an integer" if not isinstance(e, (list, dict)) \
-                else f"{where}: expert id is {json_type(e)}, expected an integer"
+            if isinstance(e, (list, dict)):
+                return f"{where}: expert id is {json_type(e)}, expected an integer"
+            return f"{where}: expert id {orjson.dumps(e).decode()} is not an integer"
         if not 0 <= e < n:
             return f"{where}: expert id {e} out of range ({model.key} has {n} experts: 0..{n - 1})"
     return None
