@@ -24,7 +24,6 @@ import numpy as np
 from numba import njit
 
 from waferview.policies.base import PlacementMode
-from waferview.sim.kernels import nearest_holder
 
 
 @njit(nogil=True, cache=True)
@@ -64,11 +63,22 @@ def allo_tasks(counts, home, copies_l, dist, expert_bytes, flops_per_token, flop
     key = np.empty(D)
     assigned = np.zeros(D, dtype=np.int64)
     n_tasks = 0
+    holders = np.empty(D, dtype=np.int64)
     for e in order:
         r = counts[e]
+        # holders: home first, then copies by die id (the engine's nearest-holder tie order)
+        holders[0] = home[e]
+        n_h = 1
+        for h in range(D):
+            if copies_l[h, e] and h != home[e]:
+                holders[n_h] = h
+                n_h += 1
         n_cand = 0
         for d in range(D):
-            s = nearest_holder(e, d, home, copies_l, dist)
+            s = holders[0]
+            for i in range(1, n_h):
+                if dist[d, holders[i]] < dist[d, s]:
+                    s = holders[i]
             src[d] = s
             holder[d] = s == d
             assigned[d] = 0

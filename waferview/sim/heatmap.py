@@ -13,81 +13,119 @@ bits[steps, L, E, W] uint64 with W = ceil(E / 64); bit b of row a set <=> b in t
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from waferview.sim.batch import Batch, memo_for
 from waferview.trace.arrays import TraceArrays
 
 
 @njit(nogil=True, cache=True)
-def _rows_top_n(H, top_n, out):
+def _kth_smallest(a, n, kth):
+    """The kth smallest (0-based) of a[:n], by in-place quickselect (a is scratch)."""
+    lo = 0
+    hi = n - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        # median of three as pivot
+        x, y, z = a[lo], a[mid], a[hi]
+        if x > y:
+            x, y = y, x
+        if y > z:
+            y = z
+            if x > y:
+                y = x
+        pivot = y
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            return a[kth]
+    return a[lo]
+
+
+@njit(nogil=True, cache=True)
+def _rows_top_n(H, top_n, out, keys):
     """out[a, :] = bit mask of the top_n positive entries of H[a] (ties to the lower id)."""
     E = H.shape[0]
-    keys = np.empty(E, dtype=np.int64)
     for a in range(E):
         for w in range(out.shape[1]):
             out[a, w] = 0
         positive = 0
         for b in range(E):
-            if H[a, b] > 0:
+            v = H[a, b]
+            if v > 0:
+                keys[positive] = v * E + (E - 1 - b)  # unique: larger count first, then lower id
                 positive += 1
-            keys[b] = H[a, b] * E + (E - 1 - b)  # unique: larger count first, then lower id
         if positive == 0:
             continue
-        if positive <= top_n:
-            for b in range(E):
-                if H[a, b] > 0:
-                    out[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
-            continue
-        threshold = np.partition(keys, E - top_n)[E - top_n]
+        threshold = 1
+        if positive > top_n:
+            threshold = _kth_smallest(keys, positive, positive - top_n)
         for b in range(E):
-            if keys[b] >= threshold:
+            v = H[a, b]
+            if v > 0 and v * E + (E - 1 - b) >= threshold:
                 out[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, parallel=True)
 def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, top_n, out):
+    """Layer by layer (in parallel): seed H from prefill pairs, then step by step update and select.
+    Layer-outer keeps one E x E table hot in cache."""
     steps = out.shape[0]
     L = prefill_ids.shape[1]
     k = prefill_ids.shape[2]
     E = out.shape[2]
-    H = np.zeros((L, E, E), dtype=np.int64)
-    for i in range(requests.shape[0]):
-        r = requests[i]
-        w = weights[i]
-        for row in range(pre_off[r], pre_off[r + 1] - 1):
-            for l in range(L):
-                for j in range(k):
-                    a = prefill_ids[row, l, j]
-                    for jj in range(k):
-                        H[l, a, prefill_ids[row + 1, l, jj]] += w
-    for l in range(L):
-        _rows_top_n(H[l], top_n, out[0, l])
-    for s in range(1, steps):
+    for l in prange(L):
+        H = np.zeros((E, E), dtype=np.int64)
+        keys = np.empty(E, dtype=np.int64)
         for i in range(requests.shape[0]):
             r = requests[i]
             w = weights[i]
-            if dec_off[r + 1] - dec_off[r] < s:
-                continue
-            cur = dec_off[r] + s - 1
-            if s == 1:
-                if pre_off[r + 1] == pre_off[r]:
+            for row in range(pre_off[r], pre_off[r + 1] - 1):
+                for j in range(k):
+                    a = prefill_ids[row, l, j]
+                    for jj in range(k):
+                        H[a, prefill_ids[row + 1, l, jj]] += w
+        _rows_top_n(H, top_n, out[0, l], keys)
+        for s in range(1, steps):
+            for i in range(requests.shape[0]):
+                r = requests[i]
+                w = weights[i]
+                if dec_off[r + 1] - dec_off[r] < s:
                     continue
-                prev = pre_off[r + 1] - 1
-                for l in range(L):
+                cur = dec_off[r] + s - 1
+                if s == 1:
+                    if pre_off[r + 1] == pre_off[r]:
+                        continue
+                    prev = pre_off[r + 1] - 1
                     for j in range(k):
                         a = prefill_ids[prev, l, j]
                         for jj in range(k):
-                            H[l, a, decode_ids[cur, l, jj]] += w
-            else:
-                for l in range(L):
+                            H[a, decode_ids[cur, l, jj]] += w
+                else:
                     for j in range(k):
                         a = decode_ids[cur - 1, l, j]
                         for jj in range(k):
-                            H[l, a, decode_ids[cur, l, jj]] += w
-        for l in range(L):
-            _rows_top_n(H[l], top_n, out[s, l])
+                            H[a, decode_ids[cur, l, jj]] += w
+            _rows_top_n(H, top_n, out[s, l], keys)
+
+
+_parallel_lock = threading.Lock()
 
 
 def default_top_n(num_experts: int) -> int:
@@ -103,8 +141,9 @@ def heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int) -> np.ndarray
             m = trace.model
             words = (m.num_experts + 63) // 64
             out = np.zeros((batch.steps, m.moe_layers, m.num_experts, words), dtype=np.uint64)
-            _heatmap_top_bits(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
-                              batch.requests, batch.weights, int(top_n), out)
+            with _parallel_lock:  # numba's default threading layer must not be entered by two threads
+                _heatmap_top_bits(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
+                                  batch.requests, batch.weights, int(top_n), out)
             out.setflags(write=False)
             memo[key] = out
         return memo[key]
