@@ -1,0 +1,353 @@
+"""Synthetic routing traces whose statistics imitate the real models' (see REPRODUCTION.md, calibration).
+
+The generative model, per layer and per token (all knobs live in SynthParams):
+  - every token carries a latent *cluster* (a routing "topic") at each MoE layer. At layer l of token t the
+    cluster is the one of token t-1 at layer l with probability `token_stay` (temporal locality), otherwise
+    the one of the same token at layer l-1 with probability `layer_stay` (next-layer correlation), otherwise
+    a fresh draw from the phase's cluster popularity;
+  - each cluster favours `cluster_size` experts per layer; related experts are picked together, which makes
+    co-activated pairs;
+  - the k distinct experts of a row are filled in this order: the layer's hottest expert with probability
+    `hot_share` (skew: hottest/mean = hot_share * E / k); each expert of the previous token at the same layer
+    again with probability `repeat`; then, slot by slot, a member of the token's cluster with probability
+    `cluster_focus`, else a draw from the layer's global Zipf popularity (exponent `popularity_alpha`);
+  - decode popularity (global and cluster) is the prefill popularity times log-normal noise of sigma
+    `decode_shift`: the smaller it is, the more prefill's hottest experts are also decode's.
+Prefill lengths are log-normal (some requests have a single prefill row); decode runs to `max_decode`
+steps except for a share of requests that stop early.
+
+Generation runs in one numba kernel over preallocated arrays (memory maps for large batches), and each
+request is seeded from (seed, request index) alone, so the result does not depend on how it is chunked.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange
+
+from waferview.errors import InputError
+from waferview.models import ModelSpec, get_model
+from waferview.trace.arrays import TraceArrays
+
+
+@dataclass(frozen=True)
+class SynthParams:
+    # routing structure
+    clusters: int = 32
+    cluster_size: int = 12
+    cluster_focus: float = 0.6
+    popularity_alpha: float = 0.8
+    hot_share: float = 0.5
+    token_stay: float = 0.5
+    layer_stay: float = 0.5
+    repeat: float = 0.2
+    decode_shift: float = 0.6
+    # request shapes
+    prefill_median: float = 110.0     # rows in step 0; real Qwen files of 3-9 MB hold ~150-500 tokens
+    prefill_sigma: float = 0.55
+    prefill_max: int = 400
+    single_row_prefill: float = 0.04
+    max_decode: int = 128
+    early_stop: float = 0.25          # share of requests that stop before max_decode
+
+    def validated(self) -> "SynthParams":
+        for name in ("cluster_focus", "hot_share", "token_stay", "layer_stay", "repeat",
+                     "single_row_prefill", "early_stop"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise InputError(f"synth parameter {name}={v}: expected a value between 0 and 1")
+        if self.clusters < 1 or self.cluster_size < 1 or self.max_decode < 1 or self.prefill_max < 1:
+            raise InputError("synth parameters clusters, cluster_size, max_decode, prefill_max must be >= 1")
+        return self
+
+
+# Per-model defaults, calibrated against the paper's trace statistics (REPRODUCTION.md).
+DEFAULT_PARAMS: dict[str, SynthParams] = {
+    "deepseek": SynthParams(),
+    "qwen3": SynthParams(),
+    "llama4": SynthParams(),
+    "kimi": SynthParams(),
+}
+
+
+def default_params(model: ModelSpec) -> SynthParams:
+    return DEFAULT_PARAMS[model.key]
+
+
+# ---------------------------------------------------------------------------------------------
+# tables: small, built in numpy from the seed
+
+
+def _tables(model: ModelSpec, p: SynthParams, seed: int):
+    rng = np.random.default_rng([seed, 0x5EED])
+    L, E = model.moe_layers, model.num_experts
+    size = min(p.cluster_size, E)
+    # global popularity: Zipf over a random order of the experts, one order per layer
+    ranks = np.argsort(rng.random((L, E)), axis=1)
+    base = (ranks + 1.0) ** -p.popularity_alpha
+    hot = np.argmin(ranks, axis=1).astype(np.int64)             # rank 0 of each layer
+    noise = np.exp(p.decode_shift * rng.standard_normal((L, E)))
+    pop = np.stack([base, base * noise])                        # [phase, L, E]
+
+    # cluster members per layer: distinct experts, drawn without replacement
+    members = np.argsort(rng.random((L, p.clusters, E)), axis=2)[:, :, :size].astype(np.int64)
+    cw = rng.gamma(1.0, size=p.clusters) + 0.05
+    cpop = np.stack([cw, cw * np.exp(p.decode_shift * rng.standard_normal(p.clusters))])
+    return pop, hot, members.astype(np.int16), cpop
+
+
+def request_lengths(requests: int, p: SynthParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prefill rows and decode steps per request."""
+    rng = np.random.default_rng([seed, 0x1E9])
+    pre = np.exp(np.log(p.prefill_median) + p.prefill_sigma * rng.standard_normal(requests))
+    pre = np.clip(np.rint(pre), 2, p.prefill_max).astype(np.int64)
+    pre[rng.random(requests) < p.single_row_prefill] = 1
+    dec = np.full(requests, p.max_decode, dtype=np.int64)
+    stops = rng.random(requests) < p.early_stop
+    dec[stops] = rng.integers(1, p.max_decode, size=int(stops.sum())) if p.max_decode > 1 else 1
+    return pre, dec
+
+
+# ---------------------------------------------------------------------------------------------
+# the kernel: a xorshift64* generator per request and lookup tables instead of binary searches,
+# parallel over requests (each request is seeded on its own, so threads do not change the result)
+
+def _alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias tables for every distribution on the last axis: draw i uniformly, keep it
+    with probability accept[i] (as a 2**53 threshold), else take alias[i]. O(1) per draw, and small
+    enough (E entries per layer) to stay in cache, unlike a binary search or a big lookup table."""
+    flat = probs.reshape(-1, probs.shape[-1])
+    n = flat.shape[1]
+    accept = np.empty(flat.shape, np.uint64)
+    alias = np.empty(flat.shape, np.int16)
+    for row in range(flat.shape[0]):
+        scaled = flat[row] / flat[row].sum() * n
+        acc = np.ones(n)
+        ali = np.arange(n)
+        small = [i for i in range(n) if scaled[i] < 1.0]
+        large = [i for i in range(n) if scaled[i] >= 1.0]
+        while small and large:
+            s_i, l_i = small.pop(), large.pop()
+            acc[s_i], ali[s_i] = scaled[s_i], l_i
+            scaled[l_i] -= 1.0 - scaled[s_i]
+            (small if scaled[l_i] < 1.0 else large).append(l_i)
+        accept[row] = (np.clip(acc, 0.0, 1.0) * 2.0 ** 53).astype(np.uint64)
+        accept[row][acc >= 1.0] = np.uint64(2 ** 53)
+        alias[row] = ali
+    return accept.reshape(probs.shape), alias.reshape(probs.shape)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _next(state):
+    x = state[0]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    state[0] = x
+    return (x * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)   # 53 random bits
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _chance(state, threshold):
+    """True with probability threshold / 2**53 (thresholds come from _threshold)."""
+    return _next(state) < threshold
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _below(state, n):
+    """Uniform in [0, n) from the top 32 bits, by multiplication (no division)."""
+    return np.int64(((_next(state) >> np.uint64(21)) * np.uint64(n)) >> np.uint64(32))
+
+
+def _threshold(prob: float) -> np.uint64:
+    return np.uint64(min(max(prob, 0.0), 1.0) * 2.0 ** 53)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _sample(state, accept, alias, a, b):
+    """One draw from the alias table accept[a, b, :], alias[a, b, :] (branch-free: the choice is
+    random, so a branch would be mispredicted half the time)."""
+    i = _below(state, accept.shape[2])
+    keep = np.int64(_next(state) < accept[a, b, i])
+    other = np.int64(alias[a, b, i])
+    return other + (i - other) * keep
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, pop_alias, hot, members,
+                   cluster_accept, cluster_alias, repeat_accept, repeat_alias,
+                   num_experts, focus, hot_share, token_stay, layer_stay):
+    L = prefill.shape[1]
+    k = prefill.shape[2]
+    size = members.shape[2]
+    for r in prange(seeds.shape[0]):
+        state = np.empty(1, np.uint64)
+        state[0] = np.uint64(seeds[r]) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
+        for _ in range(4):
+            _next(state)
+        prev_cl = np.zeros(L, np.int64)
+        prev_row = np.zeros((L, k), np.int64)
+        row = np.zeros(k, np.int64)
+        stamp = np.zeros(num_experts, np.int64)   # stamp[e] == this row's mark: e is already in the row
+        mark = 0
+        rr = first + r
+        n_pre = pre_off[rr + 1] - pre_off[rr]
+        n_dec = dec_off[rr + 1] - dec_off[rr]
+        for t in range(n_pre + n_dec):
+            phase = 0 if t < n_pre else 1
+            cl_below = -1
+            for l in range(L):
+                mark += 1
+                # the token's cluster at this layer
+                if t > 0 and _chance(state, token_stay):
+                    cl = prev_cl[l]
+                elif cl_below >= 0 and _chance(state, layer_stay):
+                    cl = cl_below
+                else:
+                    cl = _sample(state, cluster_accept, cluster_alias, 0, phase)
+                cl_below = cl
+                # the row: k distinct experts
+                n = 0
+                if _chance(state, hot_share):
+                    row[0] = hot[l]
+                    stamp[hot[l]] = mark
+                    n = 1
+                if t > 0:
+                    # Binomial(k, repeat) experts of the previous token (its row is in random rotation)
+                    for j in range(_sample(state, repeat_accept, repeat_alias, 0, 0)):
+                        e = prev_row[l, j]
+                        if stamp[e] != mark:
+                            stamp[e] = mark
+                            row[n] = e
+                            n += 1
+                tries = 0
+                walk = -1                        # cluster members are taken in a cycle from a random start
+                while n < k:
+                    if _chance(state, focus):
+                        if walk < 0:
+                            walk = _below(state, size)
+                        e = np.int64(members[l, cl, walk % size])
+                        walk += 1
+                    else:
+                        e = _sample(state, pop_accept, pop_alias, phase, l)
+                    tries += 1
+                    if tries > 64:               # pathological knobs: take the next free id
+                        e = (e + tries) % num_experts
+                    if stamp[e] != mark:
+                        stamp[e] = mark
+                        row[n] = e
+                        n += 1
+                # real rows are in gate-score order, not in fill order: store with a random rotation
+                rot = _below(state, k)
+                for j in range(k):
+                    e = row[(j + rot) % k]
+                    prev_row[l, j] = e
+                    if phase == 0:
+                        prefill[pre_off[rr] + t, l, j] = e
+                    else:
+                        decode[dec_off[rr] + t - n_pre, l, j] = e
+                prev_cl[l] = cl
+
+
+# ---------------------------------------------------------------------------------------------
+# public API
+
+
+def _progress_bar(total: int, label: str):
+    """A progress bar on a terminal (waferview.progress), or None when that module is missing."""
+    try:
+        from waferview.progress import progress
+    except ImportError:
+        return None
+    return progress(int(total), label)
+
+
+def _check(model, requests, params) -> SynthParams:
+    if isinstance(model, str):
+        model = get_model(model)
+    if requests < 1:
+        raise InputError(f"--requests {requests}: expected at least 1 request")
+    return (params or default_params(model)).validated()
+
+
+def request_indices(requests: int, seed: int) -> np.ndarray:
+    """File indices like the dataset's: sorted, not contiguous, not starting at 0."""
+    rng = np.random.default_rng([seed, 0x1D5])
+    span = requests * 3 + 10
+    return np.sort(rng.choice(np.arange(3, 3 + span), size=requests, replace=False))
+
+
+def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
+    L, k, dt = model.moe_layers, model.top_k, model.id_dtype
+    pre_len, dec_len = request_lengths(requests, p, seed)
+    pre_off = np.zeros(requests + 1, np.int64)
+    dec_off = np.zeros(requests + 1, np.int64)
+    np.cumsum(pre_len, out=pre_off[1:])
+    np.cumsum(dec_len, out=dec_off[1:])
+    prefill = alloc("prefill", (int(pre_off[-1]), L, k), dt)
+    decode = alloc("decode", (int(dec_off[-1]), L, k), dt)
+    pop, hot, members, cluster_pop = _tables(model, p, seed)
+    pop_accept, pop_alias = _alias(pop)
+    cluster_accept, cluster_alias = _alias(cluster_pop[None])
+    k = model.top_k
+    binom = np.array([math.comb(k, c) * p.repeat ** c * (1 - p.repeat) ** (k - c) for c in range(k + 1)])
+    repeat_accept, repeat_alias = _alias((binom + 1e-300)[None, None])
+    seeds = (np.random.default_rng([seed, 0x5EE]).integers(0, 2**31 - 1, size=requests)).astype(np.int64)
+    chunk = 256
+    bar = _progress_bar(requests, f"generating {model.key}")
+    for first in range(0, requests, chunk):
+        n = min(chunk, requests - first)
+        _fill_requests(prefill, decode, pre_off, dec_off, first, seeds[first:first + n],
+                       pop_accept, pop_alias, hot, members, cluster_accept, cluster_alias,
+                       repeat_accept, repeat_alias, model.num_experts, _threshold(p.cluster_focus),
+                       _threshold(p.hot_share), _threshold(p.token_stay), _threshold(p.layer_stay))
+        if bar is not None:
+            bar.update(n)
+    if bar is not None:
+        bar.close()
+    names = tuple(f"{i}.json" for i in request_indices(requests, seed))
+    return TraceArrays(model, prefill, decode, pre_off, dec_off, names,
+                       source=f"synthetic {model.key}, {requests} requests, seed {seed}")
+
+
+def generate(model: ModelSpec | str, requests: int, seed: int, params: SynthParams | None = None) -> TraceArrays:
+    """`requests` synthetic requests of `model`, in memory. Deterministic for a seed."""
+    p = _check(model, requests, params)
+    model = get_model(model) if isinstance(model, str) else model
+    return _generate_into(model, requests, seed, p, lambda name, shape, dt: np.empty(shape, dt))
+
+
+def generate_to_cache(model: ModelSpec | str, requests: int, seed: int, path: str | os.PathLike,
+                      params: SynthParams | None = None, source: str | None = None) -> TraceArrays:
+    """Generate straight into a .wvtrace cache. The arrays live in memory maps beside the target while
+    they are filled, so a 16,384-request Qwen batch does not need its gigabytes in RAM."""
+    from waferview.trace.cache import load_cache, save_cache
+
+    p = _check(model, requests, params)
+    model = get_model(model) if isinstance(model, str) else model
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = tempfile.TemporaryDirectory(prefix=".synth-", dir=path.parent)
+    except OSError as e:
+        raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None
+    with scratch as tmp:
+        def alloc(name, shape, dt):
+            if int(np.prod(shape)) == 0:
+                return np.empty(shape, dt)
+            return np.lib.format.open_memmap(os.path.join(tmp, name + ".npy"), mode="w+", dtype=dt, shape=shape)
+
+        trace = _generate_into(model, requests, seed, p, alloc)
+        trace = replace(trace, source=source or f"{path} (synthetic {model.key}, seed {seed})")
+        try:
+            save_cache(path, trace, source_key=f"synth:{model.key}:{requests}:{seed}")
+        except OSError as e:
+            raise InputError(f"{path}: cannot write the cache ({e.strerror or e})") from None
+        del trace
+    return load_cache(path)[0]

@@ -1,0 +1,196 @@
+"""Write a TraceArrays as dataset files: `<out>/<org>/<model>/<benchmark>/<subject>/<index>.json`.
+
+Each file is byte-identical to `json.dumps(steps, indent=4)` (no trailing newline): a list whose step 0
+holds the prefill rows and steps 1..N one decode row each; keys "0".."num_layer_keys-1" in order, dense
+layers null. The text is rendered by a numba kernel straight into a byte buffer (json.dumps would take
+seconds per Qwen file); a test checks the bytes against json.dumps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from waferview.errors import InputError
+from waferview.trace.arrays import TraceArrays
+
+_IND = 4  # json.dumps indent
+
+
+@njit(nogil=True, cache=True)
+def _put(buf, pos, text):
+    for i in range(text.shape[0]):
+        buf[pos + i] = text[i]
+    return pos + text.shape[0]
+
+
+@njit(nogil=True, cache=True)
+def _spaces(buf, pos, n):
+    for i in range(n):
+        buf[pos + i] = 32
+    return pos + n
+
+
+@njit(nogil=True, cache=True)
+def _int(buf, pos, v):
+    if v == 0:
+        buf[pos] = 48
+        return pos + 1
+    n = 0
+    x = v
+    while x > 0:
+        n += 1
+        x //= 10
+    x = v
+    for i in range(n - 1, -1, -1):
+        buf[pos + i] = 48 + x % 10
+        x //= 10
+    return pos + n
+
+
+@njit(nogil=True, cache=True)
+def _render(buf, rows, steps_first, key_text, key_off, moe_index):
+    """rows[T, L, k]: all rows of the request; step s covers rows[steps_first[s]:steps_first[s+1]]."""
+    nl = np.array([10], np.uint8)
+    pos = 0
+    buf[pos] = 91  # [
+    pos += 1
+    n_steps = steps_first.shape[0] - 1
+    nkeys = moe_index.shape[0]
+    k = rows.shape[2]
+    for s in range(n_steps):
+        pos = _put(buf, pos, nl)
+        pos = _spaces(buf, pos, 4)
+        buf[pos] = 123  # {
+        pos += 1
+        for key in range(nkeys):
+            pos = _put(buf, pos, nl)
+            pos = _spaces(buf, pos, 8)
+            pos = _put(buf, pos, key_text[key_off[key]:key_off[key + 1]])   # "12": 
+            li = moe_index[key]
+            if li < 0:
+                buf[pos] = 110; buf[pos + 1] = 117; buf[pos + 2] = 108; buf[pos + 3] = 108  # null
+                pos += 4
+            else:
+                buf[pos] = 91
+                pos += 1
+                for t in range(steps_first[s], steps_first[s + 1]):
+                    pos = _put(buf, pos, nl)
+                    pos = _spaces(buf, pos, 12)
+                    buf[pos] = 91
+                    pos += 1
+                    for j in range(k):
+                        pos = _put(buf, pos, nl)
+                        pos = _spaces(buf, pos, 16)
+                        pos = _int(buf, pos, rows[t, li, j])
+                        if j < k - 1:
+                            buf[pos] = 44
+                            pos += 1
+                    pos = _put(buf, pos, nl)
+                    pos = _spaces(buf, pos, 12)
+                    buf[pos] = 93
+                    pos += 1
+                    if t < steps_first[s + 1] - 1:
+                        buf[pos] = 44
+                        pos += 1
+                pos = _put(buf, pos, nl)
+                pos = _spaces(buf, pos, 8)
+                buf[pos] = 93
+                pos += 1
+            if key < nkeys - 1:
+                buf[pos] = 44
+                pos += 1
+        pos = _put(buf, pos, nl)
+        pos = _spaces(buf, pos, 4)
+        buf[pos] = 125  # }
+        pos += 1
+        if s < n_steps - 1:
+            buf[pos] = 44
+            pos += 1
+    pos = _put(buf, pos, nl)
+    buf[pos] = 93
+    return pos + 1
+
+
+def _layout(model):
+    keys = [f'"{i}": '.encode() for i in range(model.num_layer_keys)]
+    key_off = np.zeros(len(keys) + 1, np.int64)
+    np.cumsum([len(b) for b in keys], out=key_off[1:])
+    key_text = np.frombuffer(b"".join(keys), np.uint8).copy()
+    moe_index = np.full(model.num_layer_keys, -1, np.int64)
+    for i, key in enumerate(model.moe_layer_ids):
+        moe_index[key] = i
+    return key_text, key_off, moe_index
+
+
+def render_request(trace: TraceArrays, r: int, _layout_cache=None) -> bytes:
+    """The exact JSON text of request r."""
+    m = trace.model
+    key_text, key_off, moe_index = _layout_cache or _layout(m)
+    p0, p1 = int(trace.prefill_offsets[r]), int(trace.prefill_offsets[r + 1])
+    d0, d1 = int(trace.decode_offsets[r]), int(trace.decode_offsets[r + 1])
+    rows = np.concatenate([trace.prefill_ids[p0:p1], trace.decode_ids[d0:d1]]).astype(np.int64)
+    steps_first = np.concatenate([[0], np.arange(p1 - p0, p1 - p0 + d1 - d0 + 1)]).astype(np.int64)
+    n_rows = rows.shape[0]
+    # bound: per id 16 spaces + 5 digits + ",\n"; per row/step/key a few dozen bytes
+    size = (n_rows * m.moe_layers * (m.top_k * 24 + 40) + len(steps_first) * (m.num_layer_keys * 30 + 20) + 16)
+    buf = np.empty(size, np.uint8)
+    n = _render(buf, rows, steps_first, key_text, key_off, moe_index)
+    return buf[:n].tobytes()
+
+
+_INDEX_NAME = re.compile(r"^(\d+)(\.json)?$")
+
+
+def _file_names(trace: TraceArrays) -> list[str]:
+    names = [os.path.basename(n) for n in trace.request_names]
+    if len(names) == trace.requests and all(_INDEX_NAME.match(n) for n in names) and len(set(names)) == len(names):
+        return [n if n.endswith(".json") else n + ".json" for n in names]
+    from waferview.trace.synth import request_indices
+    return [f"{i}.json" for i in request_indices(trace.requests, 0)]
+
+
+def write_dataset(trace: TraceArrays, out_dir: str | os.PathLike, benchmark: str = "synthetic",
+                  subject: str = "synthetic") -> Path:
+    """Write every request as one file in the dataset layout; returns the subject folder.
+    Files go into a temporary folder beside the target that is renamed into place (the subject folder
+    must not exist yet, or hold only files we would overwrite)."""
+    m = trace.model
+    target = Path(out_dir) / m.org / m.name / benchmark / subject
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{subject}.", dir=target.parent))
+    except OSError as e:
+        raise InputError(f"{out_dir}: cannot write there ({e.strerror or e})") from None
+    from waferview.trace.synth import _progress_bar
+
+    bar = _progress_bar(trace.requests, f"writing {m.key} JSON")
+    layout = _layout(m)
+    try:
+        for r, name in enumerate(_file_names(trace)):
+            with open(tmp / name, "wb") as f:
+                f.write(render_request(trace, r, layout))
+            if bar is not None:
+                bar.update(1)
+        if target.exists():
+            for f in tmp.iterdir():
+                os.replace(f, target / f.name)
+            tmp.rmdir()
+        else:
+            os.replace(tmp, target)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"{target}: cannot write trace files ({e.strerror or e})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    return target
