@@ -93,6 +93,18 @@ def test_extra_layer_key(tmp_path):
         'step 3: layer keys do not match qwen3 (--model): unexpected "router"'
 
 
+def test_renamed_layer_key(tmp_path):
+    # the right number of keys, but one of them wrong
+    def rename(s):
+        s[2]["router"] = s[2].pop("50")
+    assert reason_of(bad_file(tmp_path, mutated(QWEN, rename))) == \
+        'step 2: layer keys do not match qwen3 (inferred from step 0): missing "50"; unexpected "router"'
+    steps = make_steps("kimi", 1, 2)
+    steps[1]["61"] = steps[1].pop("0")  # kimi may omit "0", but not add another key
+    assert reason_of(bad_file(tmp_path, steps)) == \
+        'step 1: layer keys do not match kimi (inferred from step 0): unexpected "61"'
+
+
 def test_dense_layer_must_be_null(tmp_path):
     steps = make_steps("deepseek", 2, 3)
     steps[3]["2"] = [[1, 2, 3, 4, 5, 6, 7, 8]]

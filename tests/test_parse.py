@@ -1,5 +1,7 @@
 """parse_file on well-formed files: exact ids, shapes, dtypes, phase by position, model inference."""
 
+import json
+
 import numpy as np
 import orjson
 import pytest
@@ -101,3 +103,86 @@ def test_parse_bytes_matches_orjson_exactly_on_a_larger_file():
     want_prefill, want_decode = expected_arrays(steps, model)
     np.testing.assert_array_equal(prefill, want_prefill)
     np.testing.assert_array_equal(decode, want_decode)
+
+
+# ---- the fast path agrees with the exhaustive check --------------------------------------------
+
+def _mutate(steps, model, rng):
+    """One random, possibly harmless, change to a small valid trace."""
+    s = rng.randrange(len(steps))
+    step = steps[s]
+    if not isinstance(step, dict) or not step:
+        return
+    keys = list(step)
+    key = rng.choice(keys)
+    junk = [None, True, False, 1.5, "7", -1, model.num_experts, model.num_experts - 1, 0, [], [[]], {}, [1], 2 ** 70]
+    kind = rng.randrange(11)
+    if kind == 0:
+        del step[key]
+    elif kind == 1:
+        step[str(rng.choice([model.num_layer_keys, 0, 5]))] = rng.choice(junk)
+    elif kind == 2:
+        step[key] = rng.choice(junk)
+    elif kind in (3, 4, 5, 6, 7) and not isinstance(step[key], list):
+        return
+    elif kind == 3 and step[key]:
+        step[key].append(list(step[key][0]))
+    elif kind == 4 and step[key]:
+        step[key].pop()
+    elif kind == 5 and step[key]:
+        row = rng.choice(step[key])
+        if isinstance(row, list) and row:
+            row[rng.randrange(len(row))] = rng.choice(junk)
+    elif kind == 6 and step[key] and isinstance(step[key][0], list):
+        step[key][0].append(0)
+    elif kind == 7 and step[key] and isinstance(step[key][0], list) and step[key][0]:
+        step[key][0].pop()
+    elif kind == 8:
+        other = rng.choice(keys)
+        step[key], step[other] = step[other], step[key]
+    elif kind == 9:
+        steps[s] = rng.choice(junk)
+    else:
+        step["x" + key] = step.pop(key)
+
+
+@pytest.mark.parametrize("key", sorted(MODELS))
+def test_fast_path_agrees_with_the_exhaustive_check(key):
+    import random
+
+    from waferview.trace.validate import find_problem
+
+    m = MODELS[key]
+    rng = random.Random(1234)
+    accepted = rejected = 0
+    for trial in range(150):
+        steps = make_steps(key, prefill_rows=rng.randrange(1, 4), decode_steps=rng.randrange(0, 3), seed=trial,
+                           omit_dense=(key == "kimi" and trial % 2 == 0))
+        for _ in range(rng.randrange(1, 3)):
+            _mutate(steps, m, rng)
+        raw = json.dumps(steps).encode()
+        steps = orjson.loads(raw)  # (orjson reads 2**70 as a float, as it will in parse_bytes)
+        problem = find_problem(steps, m, "--model")
+        try:
+            model, prefill, decode = parse_bytes(raw, "f.json", m)
+        except TraceFileError as e:
+            assert problem is not None, f"fast path rejected a valid file: {e}"
+            assert e.reason.startswith(problem)
+            rejected += 1
+            continue
+        assert problem is None, f"fast path accepted a bad file: {problem}"
+        want_prefill, want_decode = expected_arrays(steps, m)
+        np.testing.assert_array_equal(prefill, want_prefill)
+        np.testing.assert_array_equal(decode, want_decode.reshape(decode.shape))
+        accepted += 1
+    assert accepted >= 5 and rejected >= 50
+
+
+def test_parse_throughput_report_shape():
+    from waferview.trace.throughput import parse_throughput
+
+    raws = [orjson.dumps(make_steps("deepseek", 3, 2, seed=s)) for s in range(2)]
+    report = parse_throughput(raws, repeats=1)
+    assert report["bytes"] == sum(map(len, raws))
+    assert report["orjson_s"] > 0 and report["parse_s"] > 0
+    assert report["ratio"] == pytest.approx(report["orjson_s"] / report["parse_s"])

@@ -37,6 +37,10 @@ class ModelSpec:
         return tuple(str(i) for i in self.moe_layer_ids)
 
     @cached_property
+    def moe_layer_key_set(self) -> frozenset[str]:
+        return frozenset(self.moe_layer_keys)
+
+    @cached_property
     def dense_layer_keys(self) -> tuple[str, ...]:
         return tuple(str(i) for i in self.dense_layers)
 

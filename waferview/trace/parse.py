@@ -29,7 +29,7 @@ import orjson
 
 from waferview.errors import TraceFileError
 from waferview.models import ModelSpec, infer_model_from_path, infer_model_from_step
-from waferview.trace.validate import check_step_layout, describe_keys, find_problem, json_type
+from waferview.trace.validate import describe_keys, find_problem, json_type
 
 
 def parse_file(path: str | os.PathLike, model: ModelSpec | None = None, *, name: str | None = None,
@@ -52,7 +52,7 @@ def parse_file(path: str | os.PathLike, model: ModelSpec | None = None, *, name:
 
 def load_json(raw: bytes, name: str):
     """orjson.loads with the dataset's failure modes turned into clear reasons."""
-    if not raw.strip():
+    if not raw or raw.isspace():  # (isspace stops at the first other byte; strip() would copy)
         raise TraceFileError(name, "empty file" if not raw else "empty file (only whitespace)")
     try:
         return orjson.loads(raw)
@@ -100,22 +100,18 @@ def _parse(raw: bytes, name: str, model: ModelSpec | None, model_origin: str):
     elif model_origin == "":
         model_origin = "--model"
 
-    for s, step in enumerate(steps):
-        reason = check_step_layout(step, s, model, model_origin)
-        if reason:
-            raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
-
     # JSON true/false would pass bytes() as 1/0; a file without a 't' or 'f' byte has none
-    # (layer keys are digits), so the exhaustive check runs only on files that might.
-    if b"t" in raw or b"f" in raw:
+    # (layer keys are digits), so only a file that might goes the slow, exhaustive way.
+    suspect = b"t" in raw or b"f" in raw
+    arrays = None if suspect or not _layout_ok(steps, model) else _fast_arrays(steps, model)
+    if arrays is None:
+        # name the first problem in file order (step by step, layer by layer)
         reason = find_problem(steps, model, model_origin)
         if reason:
             raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
-
-    arrays = _fast_arrays(steps, model)
-    if arrays is None:
-        reason = find_problem(steps, model, model_origin) or "malformed rows"
-        raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
+        arrays = _fast_arrays(steps, model) if suspect else None
+        if arrays is None:  # cannot happen: the two checks agree (tests/test_parse.py fuzzes them)
+            raise TraceFileError(name, "malformed trace (rows could not be read)")
     return (model, *arrays)
 
 
@@ -125,10 +121,40 @@ def _other_model_hint(first_step, model: ModelSpec) -> str:
     return f" (the file's layer keys are those of {other.key})" if other is not None and other is not model else ""
 
 
+def _layout_ok(steps: list, model: ModelSpec) -> bool:
+    """Cheap first check of the layout: every step has as many keys as the model, dense layers null.
+
+    Together with _fast_arrays fetching every MoE key (a KeyError there also means "go and find
+    the problem"), this proves each step has exactly the model's keys without comparing key sets.
+    False sends the caller to check_step_layout, which names the problem."""
+    n, dense = model.num_layer_keys, model.dense_layer_keys
+    try:
+        lengths = set(map(len, steps))  # TypeError for a number or null step
+        if lengths != {n} and not (model.dense_may_be_absent and lengths <= {n, n - len(dense)}):
+            return False
+        if not dense:
+            return True
+        if model.dense_may_be_absent:
+            # a full-length step must hold the dense keys, a short one must lack them
+            values = []
+            for step in steps:
+                if len(step) == n:
+                    values.extend([step[key] for key in dense])
+                elif any(key in step for key in dense):
+                    return False
+        elif len(dense) == 1:
+            values = list(map(itemgetter(dense[0]), steps))
+        else:
+            values = list(chain.from_iterable(map(itemgetter(*dense), steps)))
+    except (TypeError, KeyError, AttributeError):  # a list or string step, a missing dense key
+        return False
+    return values.count(None) == len(values)
+
+
 def _fast_arrays(steps: list, model: ModelSpec) -> tuple[np.ndarray, np.ndarray] | None:
     """The arrays, or None if anything is off (the caller then finds and names the problem).
 
-    Assumes every step already passed check_step_layout."""
+    Assumes _layout_ok passed; a missing MoE key is a KeyError here, hence None."""
     keys = model.moe_layer_keys
     L, k = len(keys), model.top_k
     layers_of = itemgetter(*keys)
@@ -145,7 +171,7 @@ def _fast_arrays(steps: list, model: ModelSpec) -> tuple[np.ndarray, np.ndarray]
         if set(map(len, rows)) != {k}:                   # also a TypeError on a number row
             return None
         flat = _rows_to_ids(rows, model)
-    except (TypeError, ValueError, OverflowError, struct.error):
+    except (TypeError, KeyError, ValueError, OverflowError, struct.error):
         return None
     if flat is None:
         return None
