@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-
 from waferview.cli.common import SIM_HELP, add_json_arg, add_sim_args, add_source_args
-
-# The paper's five strategies, in its order.
-PAPER_STRATEGIES = (
-    ("Base", "base", "off"),
-    ("EP", "ep", "off"),
-    ("Pred Only", "base", "heatmap"),
-    ("Allo Only", "allo", "off"),
-    ("Allo+Pred", "allo", "heatmap"),
-)
-_NAMES = {(p, q): name for name, p, q in PAPER_STRATEGIES}
 
 DESCRIPTION = (
     "Run several placement/predictor pairs on the same batch and compare them. Default: the paper's five "
@@ -39,8 +27,9 @@ def add_arguments(p):
 def parse_modes(text: str | None) -> list[tuple[str, str, str]]:
     """--modes text -> [(strategy name, placement, predictor)] (InputError on a bad pair or mode)."""
     from waferview.errors import InputError
-    from waferview.policies import PLACEMENTS, PREDICTORS
+    from waferview.policies import PAPER_STRATEGIES, PLACEMENTS, PREDICTORS
 
+    names = {(p, q): name for name, p, q in PAPER_STRATEGIES}
     if text is None:
         return list(PAPER_STRATEGIES)
     out = []
@@ -55,30 +44,10 @@ def parse_modes(text: str | None) -> list[tuple[str, str, str]]:
             raise InputError(f"--modes {item!r}: unknown placement mode {p!r}: expected one of {', '.join(PLACEMENTS)}")
         if q not in PREDICTORS:
             raise InputError(f"--modes {item!r}: unknown predictor mode {q!r}: expected one of {', '.join(PREDICTORS)}")
-        out.append((_NAMES.get((p, q), f"{p}/{q}"), p, q))
+        out.append((names.get((p, q), f"{p}/{q}"), p, q))
     if not out:
         raise InputError("--modes: no placement/predictor pair given")
     return out
-
-
-def compare_rows(trace, args: argparse.Namespace, strategies) -> list[dict]:
-    """One summary dict per strategy, plus strategy, speedup_vs_base and hop_reduction_vs_base."""
-    from waferview.cli.cmd_summary import simulate
-
-    results = {}
-    wanted = [(n, p, q) for n, p, q in strategies]
-    for _, p, q in ([("Base", "base", "off")] + wanted):
-        if (p, q) not in results:
-            results[(p, q)] = simulate(trace, args, placement=p, predictor=q)
-    base = results[("base", "off")]
-    rows = []
-    for name, p, q in wanted:
-        row = {"strategy": name, **results[(p, q)]}
-        bt, t = base["throughput_tokens_per_s"], row["throughput_tokens_per_s"]
-        row["speedup_vs_base"] = t / bt if (bt and t is not None) else None
-        row["hop_reduction_vs_base"] = base["hops"] / row["hops"] if row["hops"] else None
-        rows.append(row)
-    return rows
 
 
 def run(args) -> int:
@@ -87,9 +56,16 @@ def run(args) -> int:
     from waferview.cli.common import load_trace_from_args
     from waferview.report.summary import format_compare
 
+    from waferview.cli.common import policy_options_from_args, run_with_progress
+    from waferview.sim.compare import compare
+    from waferview.wafer.hardware import load_hardware
+
     strategies = parse_modes(args.modes)
+    hardware = load_hardware(args.mesh)
+    options = policy_options_from_args(args)
     trace = load_trace_from_args(args)
-    rows = compare_rows(trace, args, strategies)
+    rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options,
+                   run=lambda engine: run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
     if args.json:
         print(orjson.dumps({"rows": rows}).decode())
     else:

@@ -26,6 +26,15 @@ _PREDICTOR_MODULES = {
 PLACEMENTS: tuple[str, ...] = tuple(_PLACEMENT_MODULES)
 PREDICTORS: tuple[str, ...] = tuple(_PREDICTOR_MODULES)
 
+# The paper's five strategies, in its order: (name, placement, predictor).
+PAPER_STRATEGIES: tuple[tuple[str, str, str], ...] = (
+    ("Base", "base", "off"),
+    ("EP", "ep", "off"),
+    ("Pred Only", "base", "heatmap"),
+    ("Allo Only", "allo", "off"),
+    ("Allo+Pred", "allo", "heatmap"),
+)
+
 
 def _load(kind: str, table: dict, name: str):
     if name not in table:
