@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx2
 import huggingface_hub
+import huggingface_hub.constants
 import orjson
 import pytest
 from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled, RemoteEntryNotFoundError,
@@ -293,3 +294,29 @@ def test_a_bad_file_in_the_hub_cache_is_skipped(hub):
     trace = load_source(f"hf:{QWEN}/mmlu/anatomy")
     assert trace.requests == 1
     assert trace.skipped[0]["file"] == "2.json" and trace.skipped[0]["reason"].startswith("truncated JSON")
+
+
+def test_second_fetch_of_a_commit_needs_no_network(hub, online, capsys):
+    calls, state = online
+    first = fetch(select("qwen3", "mmlu"), limit=2)
+    assert len(calls["list"]) == 1 and len(calls["download"]) == 2
+    state["list_error"] = AssertionError("listed again")
+    state["download_error"] = AssertionError("downloaded again")
+    again = fetch(select("qwen3", "mmlu"), limit=2)
+    assert (again.local_dir, again.files) == (first.local_dir, first.files)
+    assert len(calls["list"]) == 1 and len(calls["download"]) == 2
+    # a branch may move: it is listed every time
+    state["list_error"] = state["download_error"] = None
+    fetch(select("qwen3", "mmlu"), revision="main", limit=1)
+    fetch(select("qwen3", "mmlu"), revision="main", limit=1)
+    assert len(calls["list"]) == 3
+
+
+def test_saved_listing_with_missing_files_downloads_only(hub, online):
+    cache, _ = hub
+    calls, state = online
+    fetch(select("qwen3", "mmlu", "anatomy"))
+    assert len(calls["list"]) == 1
+    state["list_error"] = AssertionError("listed again")
+    fetch(select("qwen3", "mmlu", "anatomy"), out=str(cache.parent / "elsewhere"))
+    assert len(calls["list"]) == 1 and calls["download"][-1][2]["local_dir"] == str(cache.parent / "elsewhere")

@@ -5,6 +5,9 @@ a pinned revision: the remote folder is listed (one API call), its `*.json` file
 the first `limit` kept, and each downloaded with hf_hub_download (already-cached files cost
 nothing). The token comes from HF_TOKEN or the stored login (huggingface_hub reads them).
 
+The listing of a commit is saved (in the waferview cache folder): when every chosen file is
+already local, a later run makes no network call at all.
+
 Offline (HF_HUB_OFFLINE=1) or when the Hub cannot be reached, the files already in the
 local Hub cache (or in `out`) are used; with none there, a one-line error says so. Every Hub
 failure becomes one InputError line: no token / gate not accepted, unknown revision,
@@ -13,13 +16,17 @@ unknown benchmark or subject, network failure. An unknown model fails before any
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import sys
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 from waferview.errors import InputError
 from waferview.models import MODELS, ModelSpec, get_model
@@ -30,6 +37,7 @@ REPO_TYPE = "dataset"
 DEFAULT_REVISION = "27febb7b2d24169560a9f6f83d38eb53f94916cf"
 DATASET_URL = f"https://huggingface.co/datasets/{REPO_ID}"
 _WORKERS = 8
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -102,19 +110,27 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
         raise InputError(f"--limit must be at least 1, got {limit}")
     if is_offline():
         return _local(sel, revision, limit, out, why="offline mode (HF_HUB_OFFLINE=1)")
-    try:
-        with _quiet_hub(), status(f"listing {sel} on the Hub"):
-            remote = _list_remote(sel, revision)
-    except Exception as e:  # noqa: BLE001 - every failure becomes one line, or the local fallback
-        kind, message = _classify(e, sel, revision)
-        if kind in ("offline", "network"):
-            result = _local(sel, revision, limit, out, why=message)
-            _notice(f"{message}; using the {len(result.files)} files already in the local cache")
-            return result
-        raise InputError(message) from None
-    if not remote:
-        raise _nothing_under(sel, revision)
-    chosen = remote[:limit] if limit else remote
+    remote = _read_listing(sel, revision)
+    if remote is not None:
+        chosen = remote[:limit] if limit else remote
+        root = Path(out) if out is not None else _snapshot_dir(revision)
+        if all((root / path).is_file() for path, _ in chosen):  # all here already: no network at all
+            return FetchResult(root / sel.prefix, [path for path, _ in chosen])
+    else:
+        try:
+            with _quiet_hub(), status(f"listing {sel} on the Hub"):
+                remote = _list_remote(sel, revision)
+        except Exception as e:  # noqa: BLE001 - every failure becomes one line, or the local fallback
+            kind, message = _classify(e, sel, revision)
+            if kind in ("offline", "network"):
+                result = _local(sel, revision, limit, out, why=message)
+                _notice(f"{message}; using the {len(result.files)} files already in the local cache")
+                return result
+            raise InputError(message) from None
+        if not remote:
+            raise _nothing_under(sel, revision)
+        _write_listing(sel, revision, remote)
+        chosen = remote[:limit] if limit else remote
     try:
         with _quiet_hub():
             local_dir = _download(chosen, sel, revision, out)
@@ -177,6 +193,45 @@ def _download(chosen: list[tuple[str, int]], sel: HubSelection, revision: str,
     first_path, first_local = chosen[0][0], local_paths[0]
     root = Path(first_local[: len(first_local) - len(first_path)])
     return root / sel.prefix
+
+
+def _snapshot_dir(revision: str) -> Path:
+    """Where huggingface_hub keeps the files of a commit (its documented cache layout)."""
+    return hub_cache_dir() / f"datasets--{REPO_ID.replace('/', '--')}" / "snapshots" / revision
+
+
+def _listing_path(sel: HubSelection, revision: str) -> Path:
+    from waferview.trace.store import cache_dir
+
+    digest = hashlib.sha256(f"{REPO_ID}\0{revision}\0{sel.prefix}".encode()).hexdigest()[:24]
+    return cache_dir() / "hub-listings" / f"{digest}.json"
+
+
+def _read_listing(sel: HubSelection, revision: str) -> list[tuple[str, int]] | None:
+    """The remote listing saved by an earlier run; only for a commit (a branch may move)."""
+    if not _COMMIT.fullmatch(revision):
+        return None
+    try:
+        data = orjson.loads(_listing_path(sel, revision).read_bytes())
+        if data["repo"] != REPO_ID or data["revision"] != revision or data["prefix"] != sel.prefix:
+            return None
+        return [(str(path), int(size)) for path, size in data["files"]]
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]]) -> None:
+    if not _COMMIT.fullmatch(revision):
+        return
+    path = _listing_path(sel, revision)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
+                                      "files": files}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only a shortcut for next time
 
 
 def _local(sel: HubSelection, revision: str, limit: int | None, out, why: str) -> FetchResult:
