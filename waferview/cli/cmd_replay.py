@@ -39,16 +39,15 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from waferview.cli.common import policy_options_from_args
+    from waferview.cli.common import load_trace_from_args, policy_options_from_args
     from waferview.policies import get_placement, get_predictor
-    from waferview.trace.source import load_source
     from waferview.wafer.hardware import load_hardware
 
     get_placement(args.placement)       # unknown modes: one line, exit 2, before the screen opens
     get_predictor(args.predictor)
     hardware = load_hardware(args.mesh)
     options = policy_options_from_args(args)
-    trace = load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
+    trace = load_trace_from_args(args)
 
     from waferview.tui.app import make_app
 

@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
@@ -50,6 +51,40 @@ class StateUpdate(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, StateUpdate)
+
+
+class ReplayScreen(Screen):
+    """The main screen: header, wafer grid(s) with legend, side panel, footer."""
+
+    def __init__(self, app: "WaferviewApp"):
+        super().__init__()
+        self.owner = app
+
+    def compose(self) -> ComposeResult:
+        app = self.owner
+        yield HeaderBar(app.facts_line, id="header")
+        with Horizontal(id="body"):
+            with Vertical(id="wafers"):
+                yield Static(app.warning, id="hbm-warning", classes="" if app.warning else "-hidden")
+                with Horizontal(id="grids"):
+                    with Vertical(id="wafer-a", classes="wafer"):
+                        yield Static("", id="title-a", classes="wafer-title")
+                        yield DieGrid(app.mesh, app.link_capacity, id="grid-a")
+                    with Vertical(id="wafer-b", classes="wafer"):
+                        yield Static("", id="title-b", classes="wafer-title")
+                        yield DieGrid(app.mesh, app.link_capacity, id="grid-b")
+                yield Legend(id="legend")
+            with Vertical(id="side"):
+                yield StatsPanel(app.layers, id="stats")
+                yield ComparePanel(app.layers, id="compare-stats")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.set_class(self.app.size.width < WIDE_COMPARE_COLUMNS, "-narrow")
+        self.owner.screen_ready()
+
+    def on_resize(self, event) -> None:
+        self.set_class(event.size.width < WIDE_COMPARE_COLUMNS, "-narrow")
 
 
 class WaferviewApp(App):
@@ -88,35 +123,15 @@ class WaferviewApp(App):
         self.placements, self.predictors = _policy_names()
 
     # ---- layout -------------------------------------------------------------------------------------
-    def compose(self) -> ComposeResult:
-        yield HeaderBar(self.facts_line, id="header")
-        with Horizontal(id="body"):
-            with Vertical(id="wafers"):
-                yield Static(self.warning, id="hbm-warning", classes="" if self.warning else "-hidden")
-                with Horizontal(id="grids"):
-                    with Vertical(id="wafer-a", classes="wafer"):
-                        yield Static("", id="title-a", classes="wafer-title")
-                        yield DieGrid(self.mesh, self.link_capacity, id="grid-a")
-                    with Vertical(id="wafer-b", classes="wafer"):
-                        yield Static("", id="title-b", classes="wafer-title")
-                        yield DieGrid(self.mesh, self.link_capacity, id="grid-b")
-                yield Legend(id="legend")
-            with Vertical(id="side"):
-                yield StatsPanel(self.layers, id="stats")
-                yield ComparePanel(self.layers, id="compare-stats")
-        yield Footer(compact=True)
+    def get_default_screen(self) -> Screen:
+        self.main_screen = ReplayScreen(self)
+        return self.main_screen
 
-    def on_mount(self) -> None:
-        self._apply_size_classes()
+    def screen_ready(self) -> None:
+        """Called by the main screen once its widgets exist: first draw, then start the engine."""
         self._draw(self.driver.state())
         if self.autostart:
             self.run_engine()
-
-    def on_resize(self) -> None:
-        self._apply_size_classes()
-
-    def _apply_size_classes(self) -> None:
-        self.screen.set_class(self.size.width < WIDE_COMPARE_COLUMNS, "-narrow")
 
     # ---- worker -------------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="engine", description="replay engine")
@@ -131,20 +146,23 @@ class WaferviewApp(App):
     # ---- drawing ------------------------------------------------------------------------------------
     def _draw(self, state: ViewState) -> None:
         self.state = state
-        comparing = state.compare is not None or self.screen.has_class("-compare")
-        self.query_one(HeaderBar).show(state)
+        screen = self.main_screen
+        if not screen.is_attached:
+            return
+        comparing = state.compare is not None or screen.has_class("-compare")
+        screen.query_one(HeaderBar).show(state)
         wanted = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
-        self.query_one("#grid-a", DieGrid).show(state.main.frame)
-        self.query_one("#title-a", Static).update(self._title("A " if comparing else "", state.main, wanted))
-        self.query_one(StatsPanel).show(state.main, wanted)
+        screen.query_one("#grid-a", DieGrid).show(state.main.frame)
+        screen.query_one("#title-a", Static).update(self._title("A " if comparing else "", state.main, wanted))
+        screen.query_one(StatsPanel).show(state.main, wanted)
         if comparing:
             b = state.compare
             if b is not None:
                 wanted_b = (self.driver.wanted_mode("placement", compare=True),
                             self.driver.wanted_mode("predictor", compare=True))
-                self.query_one("#grid-b", DieGrid).show(b.frame)
-                self.query_one("#title-b", Static).update(self._title("B ", b, wanted_b))
-            self.query_one(ComparePanel).show(state.main, b, state.catching_up)
+                screen.query_one("#grid-b", DieGrid).show(b.frame)
+                screen.query_one("#title-b", Static).update(self._title("B ", b, wanted_b))
+            screen.query_one(ComparePanel).show(state.main, b, state.catching_up)
         self.refresh_bindings()
         if state.main.done and state.main.summary is not None and self._summary_shown_for_run < state.run:
             if self.driver.loop:
@@ -196,13 +214,14 @@ class WaferviewApp(App):
         self._draw(self.driver.state())
 
     def action_compare(self) -> None:
-        if self.screen.has_class("-compare"):
+        screen = self.main_screen
+        if screen.has_class("-compare"):
             self.driver.close_compare()
-            self.screen.remove_class("-compare")
+            screen.remove_class("-compare")
         else:
-            self.screen.add_class("-compare")
+            screen.add_class("-compare")
             modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
-            self.query_one("#title-b", Static).update(f"B {modes_label(*modes)} (starting)")
+            screen.query_one("#title-b", Static).update(f"B {modes_label(*modes)} (starting)")
             self.driver.open_compare(*modes)
         self._draw(self.driver.state())
 
@@ -232,11 +251,8 @@ class WaferviewApp(App):
 
 def _default_summarize(trace):
     def summarize(engine) -> dict:
-        try:
-            from waferview.report import summary_fields  # helper B's: trace facts + engine summary
-            return summary_fields(trace, engine)
-        except ImportError:
-            return {**trace.facts(), **engine.summary()}
+        # exactly what `waferview summary --json` prints: the trace facts, then the engine's summary
+        return {**trace.facts(), **engine.summary()}
     return summarize
 
 
@@ -258,14 +274,14 @@ def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placem
     engine = driver.engine
     source = Path(trace.source).name if trace.source else "in-memory trace"
     batch_shown = getattr(engine.batch, "size", engine.batch)
-    facts = f"{trace.model.key} · {hardware.width}x{hardware.height} · batch {batch_shown:,} · {source}"
+    reused = " (requests reused)" if getattr(engine, "batch_note", None) else ""
+    facts = f"{trace.model.key} · {hardware.width}x{hardware.height} · batch {batch_shown:,}{reused} · {source}"
     notes = []
     if not engine.fits_in_hbm:
-        notes.append("! " + (getattr(engine, "hbm_note", None) or
-                             f"{trace.model.key}'s expert weights do not fit the usable HBM of this "
-                             f"{hardware.width}x{hardware.height} wafer"))
-    if getattr(engine, "batch_note", None):
-        notes.append(str(engine.batch_note))
+        tb = trace.model.total_expert_bytes / 1e12
+        notes.append(f"! {trace.model.key}: {tb:.2f} TB of expert weights do not fit this wafer's usable HBM "
+                     f"({hardware.num_dies} x {hardware.usable_hbm_bytes / 1e9:.0f} GB); simulated anyway, "
+                     "no room for copies")
     link_capacity = float(hardware.link_bytes_per_ns) * float(getattr(hardware, "link_efficiency", 1.0))
     return WaferviewApp(driver, mesh=engine.mesh, link_capacity=link_capacity, layers=trace.model.moe_layers,
                         facts_line=facts, warning="\n".join(notes), autostart=autostart)

@@ -18,17 +18,24 @@ def modes_label(placement: str, predictor: str) -> str:
 def position_lines(view: EngineView, layers: int) -> list[str]:
     f = view.frame
     if f is None:
-        return [f"layer 0/{view.total}  (not started)"]
+        return [f"layer 0/{view.total:,}  (not started)"]
     return [f"{f.phase} step {f.step}  layer {f.layer_index + 1}/{layers}",
             f"layer {f.seq:,}/{f.total:,} of the run"]
+
+
+def per_second(value) -> str:
+    return "- (decode not started)" if value is None else f"{value:,.0f} tok/s"
 
 
 def number_rows(view: EngineView) -> list[tuple[str, str]]:
     """(label, value) rows from the run's totals so far: the same fields as `summary --json`."""
     f = view.frame
     t = (view.summary or (f.totals if f is not None else None)) or {}
+    if not t:
+        return [(label, "-") for label in ("throughput", "hit rate", "remote", "local", "copies", "hops",
+                                           "die max/mean")]
     rows = [
-        ("throughput", f"{num(t.get('throughput_tokens_per_s')):,.0f} tok/s"),
+        ("throughput", per_second(t.get("throughput_tokens_per_s"))),
         ("hit rate", pct(t.get("cache_hit_rate"))),
         ("remote", si(t.get("remote_read_bytes"), "B")),
         ("local", si(t.get("local_read_bytes"), "B")),

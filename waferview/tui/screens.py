@@ -13,24 +13,23 @@ from textual.widgets import Static
 from waferview.report.summary import _fmt as format_value
 
 KEYS = (
-    ("space", "pause / resume (PAUSED shows in the top right)"),
+    ("space", "pause / resume (PAUSED shows top right)"),
     ("n", "one layer while paused"),
-    ("+ / -", "replay speed (layers per second; max = as fast as the engine goes)"),
-    ("p", "cycle placement mode: base, ep, allo (from the next layer)"),
-    ("r", "cycle predictor mode: off, heatmap, oracle, lru (from the next layer)"),
-    ("c", "compare: the same batch under a second mode, side by side, in lockstep"),
-    ("P / R", "in the comparison: cycle the second engine's placement / predictor"),
-    ("s", "show the summary again (at the end of the trace)"),
+    ("+ / -", "replay speed in layers per second (up to max)"),
+    ("p", "next placement: base, ep, allo (from the next layer)"),
+    ("r", "next predictor: off, heatmap, oracle, lru (next layer)"),
+    ("c", "compare: same batch, second mode, side by side, lockstep"),
+    ("P / R", "comparison: the second engine's placement / predictor"),
+    ("s", "the summary again (at the end of the trace)"),
     ("?", "this help (escape or ? closes it)"),
     ("q", "quit"),
 )
 
 READING = (
-    "Each cell is a die, laid out as the mesh (die = y*width + x); its number is its busy time as a "
-    "percentage of the layer time (the slowest die or link sets the layer time). Fill density and colour "
-    "follow the legend's thresholds. ◆ marks a die holding predictor copies for this layer. Between "
-    "neighbours, the line weight is the link's busy share of the layer; an arrow shows the direction "
-    "carrying at least 1.5x the other. Sparklines cover recent steps; p / r under them mark a mode change."
+    "A cell is a die (die = y*width + x); its number is its busy time as a % of the layer time, which "
+    "the slowest die or link sets. Fill and colour follow the legend. ◆: the die holds predictor copies "
+    "of this layer. Between neighbours, line weight is the link's busy share of the layer; an arrow "
+    "points the way carrying 1.5x the other. Under the sparklines, p / r mark a mode change."
 )
 
 
@@ -47,9 +46,16 @@ class HelpScreen(ModalScreen):
             yield Static(text, id="help-text")
 
 
+# shown first: the run's results; every other field follows in `summary --json` order
+HEADLINE = ("throughput_tokens_per_s", "decode_time_ms", "prefill_time_ms", "cache_hit_rate", "hops",
+            "remote_read_bytes", "local_read_bytes", "local_write_bytes", "predictor_precision",
+            "predictor_recall", "mean_die_utilization", "die_max_over_mean", "fits_in_hbm")
+
+
 def summary_text(summaries: list[tuple[str, dict]]) -> Text:
     """Fields and values as `waferview summary` prints them; one value column per engine."""
-    keys = [k for k in summaries[0][1] if k != "skipped"]
+    fields = summaries[0][1]
+    keys = [k for k in HEADLINE if k in fields] + [k for k in fields if k not in HEADLINE and k != "skipped"]
     width = max(len(k) for k in keys)
     text = Text()
     if len(summaries) > 1:
@@ -78,7 +84,7 @@ class SummaryScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         head = Text("end of trace: summary", Style(bold=True))
-        head.append("  (same as `waferview summary`; escape closes, q quits)", Style(dim=True))
+        head.append(" (as `waferview summary`; esc closes)", Style(dim=True))
         if self.note:
             head.append(f"\n{self.note}", Style(italic=True))
         with VerticalScroll(id="summary-box"):
