@@ -48,6 +48,8 @@ class SynthParams:
     layer_stay: float = 0.5
     repeat: float = 0.2
     decode_shift: float = 0.6
+    warm_size: int = 20
+    warm_boost: float = 1.0
     # request shapes
     prefill_median: float = 110.0     # rows in step 0; real Qwen files of 3-9 MB hold ~150-500 tokens
     prefill_sigma: float = 0.55
@@ -91,6 +93,9 @@ def _tables(model: ModelSpec, p: SynthParams, seed: int):
     # global popularity: Zipf over a random order of the experts, one order per layer
     ranks = np.argsort(rng.random((L, E)), axis=1)
     base = (ranks + 1.0) ** -p.popularity_alpha
+    # a "warm" group just below the hottest expert: popular in both phases, so prefill's top-20
+    # mostly stays decode's top-20 while the order inside the group moves (see decode_shift)
+    base += p.warm_boost * 2.0 ** -p.popularity_alpha * ((ranks >= 1) & (ranks <= p.warm_size))
     hot = np.argmin(ranks, axis=1).astype(np.int64)             # rank 0 of each layer
     noise = np.exp(p.decode_shift * rng.standard_normal((L, E)))
     pop = np.stack([base, base * noise])                        # [phase, L, E]
