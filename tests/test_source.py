@@ -131,6 +131,8 @@ def test_default_source_is_the_shipped_asset(tmp_path, monkeypatch):
 
 
 def test_missing_source_and_empty_directory(tmp_path):
+    with pytest.raises(InputError, match="SOURCE is an empty string"):
+        load_source("")
     with pytest.raises(InputError, match="nowhere: no such file or directory"):
         load_source(str(tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()

@@ -50,7 +50,7 @@ def ingest(files: list[TraceFile], *, label: str, display: Callable[[str], str],
         detail = f"; first: {display(first['file'])}: {first['reason']}" if first else ""
         raise InputError(f"{label}: no valid trace file ({len(skipped)} of {len(files)} .json files "
                          f"skipped{detail})")
-    return concat_requests(chosen[0], per_request, names, skipped, source=label)
+    return concat_requests(chosen[0], per_request, names, skipped, source=label, consume=True)
 
 
 def raise_first_skipped(trace: TraceArrays, display: Callable[[str], str]) -> None:

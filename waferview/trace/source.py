@@ -40,6 +40,8 @@ def load_source(source: str | None, model: str | None = None, strict: bool = Fal
     spec = get_model(model) if model else None
     if source is None:
         return _load_default(spec, strict)
+    if not source.strip():
+        raise InputError("SOURCE is an empty string: give a directory, a .json file, a cache or hf:...")
     if source.startswith("hf:"):
         return _load_hub(source, spec, strict, use_cache)
     path = Path(source)
