@@ -170,3 +170,16 @@ def test_model_option_for_a_folder_without_model_names(tmp_path):
     assert load_source(str(root), model="Kimi-K2-Thinking").model.key == "kimi"
     with pytest.raises(InputError, match="unknown model 'nope'"):
         load_source(str(root), model="nope")
+
+
+def test_dangling_link_and_symlinked_folders(tmp_path):
+    root = tmp_path / "links"
+    write_trace(tmp_path / "real" / "1.json", make_steps("qwen3", 2, 1))
+    root.mkdir()
+    (root / "sub").symlink_to(tmp_path / "real")       # a linked folder is read
+    (root / "loop").symlink_to(root)                    # a cycle is not followed forever
+    (root / "gone.json").symlink_to(tmp_path / "missing.json")
+    trace = load_source(str(root))
+    assert trace.request_names == ("sub/1.json",)
+    assert trace.skipped[0]["file"] == "gone.json"
+    assert trace.skipped[0]["reason"].startswith("cannot read: No such file or directory")

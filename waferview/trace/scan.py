@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +30,11 @@ class TraceFile:
     mtime_ns: int
 
 
-def _stat(path: str, rel: str) -> TraceFile:
-    try:
-        st = os.stat(path)  # follows symlinks: Hub snapshots link into blobs/
-    except OSError as e:
-        raise InputError(f"{path}: cannot stat ({e.strerror or e})") from None
-    return TraceFile(rel, path, st.st_size, st.st_mtime_ns)
-
-
 def scan_directory(root: str | os.PathLike) -> list[TraceFile]:
-    """Every `*.json` under `root` (recursively, hidden entries skipped), sorted by relative path."""
+    """Every `*.json` under `root` (recursively, hidden entries skipped), sorted by relative path.
+
+    One stat per file (following symlinks: Hub snapshots link into blobs/). A file that cannot
+    be stat'ed (a dangling link) is still listed, with size -1: parsing it then reports why."""
     root = os.path.abspath(root)
     found = []
     seen = {os.path.realpath(root)}  # symlinked folders are followed, each real folder once
@@ -54,17 +50,26 @@ def scan_directory(root: str | os.PathLike) -> list[TraceFile]:
         for name in filenames:
             if name.startswith(".") or not name.lower().endswith(".json"):
                 continue
-            rel = name if rel_dir == "." else os.path.join(rel_dir, name)
+            rel = Path(name if rel_dir == "." else os.path.join(rel_dir, name)).as_posix()
             path = os.path.join(dirpath, name)
-            if os.path.isfile(path):
-                found.append((Path(rel).as_posix(), path))
-    found.sort()
-    return [_stat(path, rel) for rel, path in found]
+            try:
+                st = os.stat(path)
+            except OSError:
+                found.append(TraceFile(rel, path, -1, 0))
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.append(TraceFile(rel, path, st.st_size, st.st_mtime_ns))
+    found.sort(key=lambda f: f.rel)
+    return found
 
 
 def single_file(path: str | os.PathLike) -> list[TraceFile]:
     path = os.path.abspath(path)
-    return [_stat(path, os.path.basename(path))]
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot stat ({e.strerror or e})") from None
+    return [TraceFile(os.path.basename(path), path, st.st_size, st.st_mtime_ns)]
 
 
 def fingerprint(files: list[TraceFile], model_key: str, cache_format: int) -> str:
