@@ -177,6 +177,8 @@ class WaferviewApp(App):
         f = view.frame
         ran = (f.placement, f.predictor) if f is not None else wanted
         text = f"{prefix}{modes_label(*ran)}"
+        if f is None and not self.driver.paused:
+            return text + " · starting (a first run compiles the kernels)"
         if wanted != ran:
             text += f" → {modes_label(*wanted)} next layer"
         return text

@@ -27,9 +27,14 @@ class StepPoint:
     """One (decode or prefill) step of one engine, aggregated over the layers seen so far."""
     step: int
     hit_rate: float          # local weight reads / weight reads in this step
-    time_ns: float           # sum of layer times in this step
+    time_ns: float           # sum of layer times in this step (so far)
+    layers: int              # layers of this step seen so far
     remote_bytes: int
     mark: str                # "" or which modes changed at this step: "p", "r" or "pr"
+
+    @property
+    def mean_layer_ns(self) -> float:
+        return self.time_ns / self.layers if self.layers else 0.0
 
 
 class StepHistory:
@@ -38,7 +43,7 @@ class StepHistory:
     def __init__(self):
         self.points: deque[StepPoint] = deque(maxlen=HISTORY_STEPS)
         self._step = None
-        self._reads = self._local = self._remote = 0
+        self._reads = self._local = self._remote = self._layers = 0
         self._time = 0.0
         self._mark = ""
         self._last_modes = None
@@ -48,7 +53,7 @@ class StepHistory:
             if self._step is not None:
                 self.points.append(self._current())
             self._step = frame.step
-            self._reads = self._local = self._remote = 0
+            self._reads = self._local = self._remote = self._layers = 0
             self._time = 0.0
             self._mark = ""
         modes = (frame.placement, frame.predictor)
@@ -60,10 +65,11 @@ class StepHistory:
         self._local += frame.local_weight_reads
         self._remote += frame.remote_read_bytes
         self._time += frame.layer_time_ns
+        self._layers += 1
 
     def _current(self) -> StepPoint:
         rate = self._local / self._reads if self._reads else 0.0
-        return StepPoint(self._step, rate, self._time, self._remote, self._mark)
+        return StepPoint(self._step, rate, self._time, self._layers, self._remote, self._mark)
 
     def snapshot(self) -> tuple[StepPoint, ...]:
         pts = tuple(self.points)

@@ -18,9 +18,9 @@ def modes_label(placement: str, predictor: str) -> str:
 def position_lines(view: EngineView, layers: int) -> list[str]:
     f = view.frame
     if f is None:
-        return [f"layer 0/{view.total:,}  (not started)"]
+        return ["not started", f"layer 0 of {view.total:,}"]
     return [f"{f.phase} step {f.step}  layer {f.layer_index + 1}/{layers}",
-            f"layer {f.seq:,}/{f.total:,} of the run"]
+            f"layer {f.seq:,} of {f.total:,}"]
 
 
 def per_second(value) -> str:
@@ -44,7 +44,9 @@ def number_rows(view: EngineView) -> list[tuple[str, str]]:
         ("die max/mean", f"{num(t.get('die_max_over_mean')):.3g}"),
     ]
     if t.get("predictor_precision") is not None or t.get("predictor_recall") is not None:
-        rows.append(("pred P / R", f"{pct(t.get('predictor_precision'))} / {pct(t.get('predictor_recall'))}"))
+        prec, rec = t.get("predictor_precision"), t.get("predictor_recall")
+        both = "/".join("-" if v is None else f"{100 * v:.1f}" for v in (prec, rec))
+        rows.append(("pred P/R %", both))
     return rows
 
 
@@ -107,11 +109,12 @@ class StatsPanel(Static):
         hist = view.history
         spark_w = max(4, width - 6)
         if hist:
-            text.append("hit rate per step\n", dim)
+            text.append("hit rate per step", dim).append(" 0-100%\n", dim)
             text.append(sparkline([p.hit_rate for p in hist], spark_w, 0.0, 1.0) + "\n")
             text.append(marks([p.mark for p in hist], spark_w) + "\n", Style(bold=True))
-            text.append("step time", dim).append("\n")
-            text.append(sparkline([p.time_ns for p in hist], spark_w, 0.0) + "\n")
+            top = max(p.mean_layer_ns for p in list(hist)[-spark_w:])
+            text.append("layer time per step", dim).append(f" ≤{top / 1e3:,.0f}µs\n", dim)
+            text.append(sparkline([p.mean_layer_ns for p in hist], spark_w, 0.0) + "\n")
             text.append(marks([p.mark for p in hist], spark_w), Style(bold=True))
         return text
 
