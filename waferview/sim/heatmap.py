@@ -85,15 +85,22 @@ def _rows_top_n(H, top_n, out, keys):
 @njit(nogil=True, cache=True, parallel=True)
 def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, top_n, out):
     """Layer by layer (in parallel): seed H from prefill pairs, then step by step update and select.
-    Layer-outer keeps one E x E table hot in cache."""
+    Layer-outer keeps one E x E table hot in cache; each layer's decode ids are first gathered
+    step-major (one sequential pass) so the step loop does not jump across the whole trace."""
     steps = out.shape[0]
     L = prefill_ids.shape[1]
     k = prefill_ids.shape[2]
     E = out.shape[2]
+    U = requests.shape[0]
+    dec_len = np.empty(U, dtype=np.int64)
+    for i in range(U):
+        dec_len[i] = dec_off[requests[i] + 1] - dec_off[requests[i]]
     for l in prange(L):
         H = np.zeros((E, E), dtype=np.int64)
         keys = np.empty(E, dtype=np.int64)
-        for i in range(requests.shape[0]):
+        last_prefill = np.empty((U, k), dtype=prefill_ids.dtype)
+        gathered = np.empty((max(steps - 1, 1), U, k), dtype=decode_ids.dtype)
+        for i in range(U):
             r = requests[i]
             w = weights[i]
             for row in range(pre_off[r], pre_off[r + 1] - 1):
@@ -101,27 +108,31 @@ def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weigh
                     a = prefill_ids[row, l, j]
                     for jj in range(k):
                         H[a, prefill_ids[row + 1, l, jj]] += w
+            if pre_off[r + 1] > pre_off[r]:
+                for j in range(k):
+                    last_prefill[i, j] = prefill_ids[pre_off[r + 1] - 1, l, j]
+            for s in range(dec_len[i]):
+                for j in range(k):
+                    gathered[s, i, j] = decode_ids[dec_off[r] + s, l, j]
         _rows_top_n(H, top_n, out[0, l], keys)
         for s in range(1, steps):
-            for i in range(requests.shape[0]):
-                r = requests[i]
-                w = weights[i]
-                if dec_off[r + 1] - dec_off[r] < s:
+            for i in range(U):
+                if dec_len[i] < s:
                     continue
-                cur = dec_off[r] + s - 1
+                w = weights[i]
                 if s == 1:
+                    r = requests[i]
                     if pre_off[r + 1] == pre_off[r]:
                         continue
-                    prev = pre_off[r + 1] - 1
                     for j in range(k):
-                        a = prefill_ids[prev, l, j]
+                        a = last_prefill[i, j]
                         for jj in range(k):
-                            H[a, decode_ids[cur, l, jj]] += w
+                            H[a, gathered[0, i, jj]] += w
                 else:
                     for j in range(k):
-                        a = decode_ids[cur - 1, l, j]
+                        a = gathered[s - 2, i, j]
                         for jj in range(k):
-                            H[a, decode_ids[cur, l, jj]] += w
+                            H[a, gathered[s - 1, i, jj]] += w
             _rows_top_n(H, top_n, out[s, l], keys)
 
 
