@@ -1,11 +1,48 @@
-"""`waferview bench` (not built yet)."""
+"""`waferview bench`: the performance benchmark (see BENCHMARKS.md)."""
 
-from waferview.errors import InputError
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Measure waferview's speed and memory, each figure a ratio or rate within one run on the same
+synthetic input (so a noisy machine still gives comparable figures), with the targets beside them:
+  engine_speedup_vs_reference   numba engine over the pure-Python reference (tests/reference_model.py),
+                                same batch, every placement x predictor mode; the smallest   >= 100x
+  engine_layers_per_s, engine_token_selections_per_s   allo/heatmap on 5x5, Qwen and DeepSeek,
+                                batches 4096 and 16384
+  ingest_vs_raw_orjson          JSON -> cache MB/s over plain orjson.loads of the same bytes    >= 0.7
+  cache_bytes_over_json_bytes   per model                                                      <= 1/20
+  sweep_seconds                 the paper sweep of one model: 5 strategies x 2 meshes x batches
+                                4096/8192/16384 = 30 runs                                       < 120 s
+  sweep_seconds_all_models      the four models                                                 < 8 min
+  peak_rss_mb                   a batch-16384 Qwen run in a child process                       < 2 GB
+  cold_start_s, warm_start_s    `waferview summary` on the shipped default, fresh numba cache
+                                then reused                                                      warm < 2 s
+The full run takes about 15 minutes on 2 cores and needs ~8 GB of free disk in the temp folder;
+--quick takes under 3 minutes with smaller synthetic pools (stated in the output)."""
 
 
 def add_arguments(p):
-    p.add_argument("rest", nargs="*")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller inputs (1024 distinct requests per model, one model's sweep measured, the "
+                        "others estimated); under 3 minutes on 2 cores")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--workdir", default=None, metavar="DIR",
+                   help="where the temporary inputs go (default: the system temp folder; removed afterwards)")
+    p.add_argument("--config", default=None, choices=("full", "quick", "tiny"), help=argparse.SUPPRESS)
 
 
-def run(args):
-    raise InputError("'bench' is not implemented yet")
+def run(args) -> int:
+    import orjson
+
+    from waferview.bench.report import render_table, run_bench
+    from waferview.bench.sizes import CONFIGS
+
+    name = args.config or ("quick" if args.quick else "full")
+    result = run_bench(CONFIGS[name], workdir=args.workdir)
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode())
+    else:
+        print(render_table(result))
+    return 0

@@ -1,0 +1,135 @@
+"""waferview bench: structure and sane values on the tiny configuration (no timed assertions)."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from waferview.bench import report, suites
+from waferview.bench.sizes import ALL_MODELS, FULL, QUICK, TINY
+from waferview.cli.main import main
+
+TOP_KEYS = ("engine_speedup_vs_reference", "engine_layers_per_s", "engine_token_selections_per_s",
+            "ingest_vs_raw_orjson", "cache_bytes_over_json_bytes", "sweep_seconds", "sweep_seconds_all_models",
+            "peak_rss_mb", "cold_start_s", "warm_start_s", "targets", "met", "machine")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One in-process `waferview bench --json` on the tiny configuration, shared by the tests below."""
+    capture = pytest.MonkeyPatch()
+    out = tmp_path_factory.mktemp("bench")
+    import io
+    import sys
+
+    buf = io.StringIO()
+    capture.setattr(sys, "stdout", buf)
+    try:
+        code = main(["bench", "--config", "tiny", "--json", "--workdir", str(out)])
+    finally:
+        capture.undo()
+    assert code == 0
+    assert list(out.iterdir()) == [], "the bench must remove its temporary inputs"
+    return orjson.loads(buf.getvalue())
+
+
+def test_every_key_is_there_with_a_sane_value(tiny):
+    for key in TOP_KEYS:
+        assert key in tiny, key
+    assert tiny["config"] == "tiny"
+    assert tiny["notes"].keys() == {"cold_start_s", "warm_start_s"}, tiny["notes"]  # nothing else failed
+    assert tiny["cold_start_s"] is None and tiny["warm_start_s"] is None
+    assert tiny["engine_speedup_vs_reference"] > 0
+    assert tiny["ingest_vs_raw_orjson"] > 0
+    assert tiny["sweep_seconds"] > 0
+    assert tiny["sweep_all_models_estimated"] is True
+    assert tiny["sweep_seconds_all_models"] > tiny["sweep_seconds"]
+    assert 0 < tiny["peak_rss_mb"] < 64 * 1024
+
+
+def test_engine_rates_per_model_and_batch(tiny):
+    for key in ("engine_layers_per_s", "engine_token_selections_per_s"):
+        assert set(tiny[key]) == {"qwen3", "deepseek"}
+        for per in tiny[key].values():
+            assert set(per) == {"8", "16"}
+            assert all(v > 0 and math.isfinite(v) for v in per.values())
+    runs = tiny["details"]["engine_rates"]["runs"]
+    for r in runs:
+        # selections per second / layers per second = token selections per layer of that run
+        ratio = tiny["engine_token_selections_per_s"][r["model"]][str(r["batch"])] / \
+            tiny["engine_layers_per_s"][r["model"]][str(r["batch"])]
+        assert ratio == pytest.approx(r["token_selections"] / r["layers"])
+
+
+def test_reference_comparison_covers_every_mode_and_agrees(tiny):
+    ref = tiny["details"]["engine_vs_reference"]
+    modes = {(m["placement"], m["predictor"]) for m in ref["modes"]}
+    assert len(modes) == 12
+    assert all(m["outputs_agree"] for m in ref["modes"])
+    assert tiny["engine_speedup_vs_reference"] == min(m["speedup"] for m in ref["modes"])
+    assert tiny["engine_speedup_vs_reference_mode"] in {f"{p}/{q}" for p, q in modes}
+
+
+def test_cache_is_smaller_than_json_for_every_model(tiny):
+    ratios = tiny["cache_bytes_over_json_bytes"]
+    assert set(ratios) == set(ALL_MODELS)
+    assert all(0 < v < 1 for v in ratios.values())
+    # uint16 ids (Kimi, 384 experts) cost twice the bytes of uint8 ids for the same JSON text per id
+    assert ratios["kimi"] > ratios["deepseek"]
+    for x in tiny["details"]["ingest"]["by_model"].values():
+        assert x["files"] == TINY.ingest_requests and x["cache_bytes"] < x["json_bytes"]
+
+
+def test_sweep_runs_and_estimate(tiny):
+    sweep = tiny["details"]["sweep"]
+    assert sweep["runs_by_model"] == {"llama4": 5 * 2 * 3}
+    assert set(sweep["estimated_seconds_by_model"]) == {"qwen3", "deepseek", "kimi"}
+    # estimate scales with MoE layers: qwen3 (94) over llama4 (24)
+    assert sweep["estimated_seconds_by_model"]["qwen3"] == pytest.approx(sweep["seconds_by_model"]["llama4"] * 94 / 24)
+
+
+def test_targets_and_met(tiny):
+    assert set(tiny["targets"]) == set(tiny["met"])
+    assert tiny["met"]["warm_start_s"] is None           # not measured
+    assert tiny["met"]["cache_bytes_over_json_bytes"] is (max(tiny["cache_bytes_over_json_bytes"].values()) <= 0.05)
+    assert tiny["met"]["peak_rss_mb"] is (tiny["peak_rss_mb"] < 2048)
+    assert tiny["machine"]["cores"] >= 1 and tiny["machine"]["numba"]
+
+
+def test_table_names_every_figure_and_target(tiny):
+    text = report.render_table(tiny)
+    for words in ("engine speedup vs reference", ">= 100x", "ingest JSON->cache", "cache bytes / JSON bytes",
+                  "paper sweep, one model", "paper sweep, four models (estimated)", "< 8 min", "peak RSS",
+                  "warm start", "< 2 s", "tiny configuration", "not measured in the tiny configuration"):
+        assert words in text, words
+
+
+def test_missing_reference_model_gives_null_and_a_reason(monkeypatch, tmp_path):
+    monkeypatch.setattr(suites, "repo_root", lambda: tmp_path)
+    out = suites.engine_vs_reference(TINY)
+    assert out["engine_speedup_vs_reference"] is None
+    assert "reference_model.py not found" in out["notes"]["engine_speedup_vs_reference"]
+
+
+def test_met_rules():
+    assert report._met(150.0, ">=", 100) is True
+    assert report._met(99.0, ">=", 100) is False
+    assert report._met({"a": 0.04, "b": 0.06}, "<=", 0.05) is False   # every model must meet it
+    assert report._met(None, "<", 2) is None
+
+
+def test_sizes_notes_say_what_differs_from_the_paper():
+    assert "1024 distinct requests" in report.sizes_note(QUICK) and "estimated" in report.sizes_note(QUICK)
+    assert "estimated" not in report.sizes_note(FULL)
+    assert FULL.sweep_models == ALL_MODELS and FULL.pool_requests == 16384
+
+
+def test_bench_help_is_light():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "waferview", "bench", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "--quick" in done.stdout and "--config" not in done.stdout
