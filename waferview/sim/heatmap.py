@@ -59,27 +59,64 @@ def _kth_smallest(a, n, kth):
 
 
 @njit(nogil=True, cache=True)
-def _rows_top_n(H, top_n, out, keys):
-    """out[a, :] = bit mask of the top_n positive entries of H[a] (ties to the lower id)."""
+def _select_row(H, a, top_n, member, keys):
+    """member[a, :] = the top_n positive entries of H[a] (ties to the lower id); returns their number."""
     E = H.shape[0]
+    positive = 0
+    for b in range(E):
+        member[a, b] = 0
+        v = H[a, b]
+        if v > 0:
+            keys[positive] = v * E + (E - 1 - b)  # unique: larger count first, then lower id
+            positive += 1
+    if positive == 0:
+        return 0
+    threshold = 1
+    if positive > top_n:
+        threshold = _kth_smallest(keys, positive, positive - top_n)
+    n = 0
+    for b in range(E):
+        v = H[a, b]
+        if v > 0 and v * E + (E - 1 - b) >= threshold:
+            member[a, b] = 1
+            n += 1
+    return n
+
+
+@njit(nogil=True, cache=True)
+def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
+    """out[a, :] = bit mask of the top_n positive entries of H[a] for every row a.
+
+    With fresh=False, member/n_member/bits hold the previous top-n sets of the same rows, and H has
+    only grown since: a row is selected again only when a non-member now beats the weakest member
+    (or a new positive entry appears in a row with fewer than top_n members); else its set is
+    unchanged. The result is the set a fresh selection gives (keys are unique). The check is written
+    without branches so it vectorises: it is the hot loop of the heatmap."""
+    E = H.shape[0]
+    W = out.shape[1]
+    big = np.int64(1) << 62
     for a in range(E):
-        for w in range(out.shape[1]):
-            out[a, w] = 0
-        positive = 0
-        for b in range(E):
-            v = H[a, b]
-            if v > 0:
-                keys[positive] = v * E + (E - 1 - b)  # unique: larger count first, then lower id
-                positive += 1
-        if positive == 0:
-            continue
-        threshold = 1
-        if positive > top_n:
-            threshold = _kth_smallest(keys, positive, positive - top_n)
-        for b in range(E):
-            v = H[a, b]
-            if v > 0 and v * E + (E - 1 - b) >= threshold:
-                out[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+        again = fresh
+        if not fresh:
+            weakest_in = big
+            strongest_out = np.int64(0)
+            row = H[a]
+            mrow = member[a]
+            for b in range(E):
+                key = row[b] * E + (E - 1 - b)
+                m = mrow[b]
+                weakest_in = min(weakest_in, key if m else big)
+                strongest_out = max(strongest_out, key if (m == 0 and row[b] > 0) else 0)
+            again = strongest_out > 0 and (n_member[a] < top_n or strongest_out > weakest_in)
+        if again:
+            n_member[a] = _select_row(H, a, top_n, member, keys)
+            for w in range(W):
+                bits[a, w] = 0
+            for b in range(E):
+                if member[a, b]:
+                    bits[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+        for w in range(W):
+            out[a, w] = bits[a, w]
 
 
 @njit(nogil=True, cache=True, parallel=True)
@@ -98,6 +135,9 @@ def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weigh
     for l in prange(L):
         H = np.zeros((E, E), dtype=np.int64)
         keys = np.empty(E, dtype=np.int64)
+        member = np.zeros((E, E), dtype=np.uint8)
+        n_member = np.zeros(E, dtype=np.int64)
+        bits = np.zeros((E, out.shape[3]), dtype=np.uint64)
         last_prefill = np.empty((U, k), dtype=prefill_ids.dtype)
         gathered = np.empty((max(steps - 1, 1), U, k), dtype=decode_ids.dtype)
         for i in range(U):
@@ -114,7 +154,7 @@ def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weigh
             for s in range(dec_len[i]):
                 for j in range(k):
                     gathered[s, i, j] = decode_ids[dec_off[r] + s, l, j]
-        _rows_top_n(H, top_n, out[0, l], keys)
+        _rows_top_n(H, top_n, member, n_member, bits, out[0, l], keys, True)
         for s in range(1, steps):
             for i in range(U):
                 if dec_len[i] < s:
@@ -133,7 +173,7 @@ def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weigh
                         a = gathered[s - 2, i, j]
                         for jj in range(k):
                             H[a, gathered[s - 1, i, jj]] += w
-            _rows_top_n(H, top_n, out[s, l], keys)
+            _rows_top_n(H, top_n, member, n_member, bits, out[s, l], keys, False)
 
 
 _parallel_lock = threading.Lock()
