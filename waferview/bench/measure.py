@@ -63,10 +63,7 @@ def machine() -> dict:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         usable = os.cpu_count()
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        load = None
+    load = load_average()
     return {
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
@@ -80,7 +77,30 @@ def machine() -> dict:
         "numpy": numpy.__version__,
         "orjson": orjson.__version__,
         "waferview": waferview.__version__,
+        "commit": git_commit(),
     }
+
+
+def git_commit() -> str | None:
+    """The checkout's commit (with "+dirty" when tracked files changed), or None outside a git checkout."""
+    root = repo_root()
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return None
 
 
 def child_env(**extra: str) -> dict:

@@ -6,7 +6,7 @@ import traceback
 
 from waferview.bench import suites
 from waferview.bench.inputs import Workspace
-from waferview.bench.measure import clock, machine
+from waferview.bench.measure import clock, load_average, machine
 from waferview.bench.sizes import ALL_MODELS, PAPER_BATCHES, BenchSizes
 
 # (key, comparison, threshold, how the target reads)
@@ -87,6 +87,7 @@ def run_bench(sizes: BenchSizes, *, workdir: str | None = None, show_progress: b
     result["details"] = details
     result["stage_seconds"] = stage_seconds
     result["bench_seconds"] = clock() - started
+    result["machine"]["load_average_at_end"] = load_average()
     return result
 
 
@@ -140,7 +141,8 @@ def render_table(r: dict) -> str:
     m = r["machine"]
     met, d = r["met"], r["details"]
     lines = [f"waferview bench ({r['config']}): {m['cpu_model']}, {m['cores_usable']} cores, {m['memory_gb']} GB, "
-             f"Python {m['python']}, numba {m['numba']}, numpy {m['numpy']}, orjson {m['orjson']}",
+             f"Python {m['python']}, numba {m['numba']}, numpy {m['numpy']}, orjson {m['orjson']}, "
+             f"commit {m.get('commit') or '-'}, load average {_load(m)}",
              r["sizes_note"], ""]
     rows = []
 
@@ -183,6 +185,11 @@ def render_table(r: dict) -> str:
         lines += ["", "notes:"] + [f"  {k}: {v}" for k, v in r["notes"].items()]
     lines += ["", f"bench took {r['bench_seconds']:.0f} s"]
     return "\n".join(lines)
+
+
+def _load(m: dict) -> str:
+    start, end = m.get("load_average_at_start"), m.get("load_average_at_end")
+    return f"{start[0] if start else '-'} at start, {end[0] if end else '-'} at end"
 
 
 def _mode_table(ref: dict | None) -> list[str]:

@@ -270,7 +270,9 @@ def start_times(ws: Workspace, sizes: BenchSizes) -> dict:
     numba_dir.mkdir(exist_ok=True)
     env = child_env(NUMBA_CACHE_DIR=str(numba_dir))
     cold_s, _ = run_child(argv, env)
-    warm_s, done = run_child(argv, env)
+    second_s, done = run_child(argv, env)
+    third_s, _ = run_child(argv, env)
+    warm_s = min(second_s, third_s)  # a busy machine delays one run; the better of two warm runs
     python_s, _ = run_child(["-c", "pass"], env)
     import orjson
 
@@ -279,7 +281,8 @@ def start_times(ws: Workspace, sizes: BenchSizes) -> dict:
     return {"cold_start_s": cold_s, "warm_start_s": warm_s, "notes": notes,
             "details": {"start": {"command": "waferview summary --json" + ("" if len(argv) == 4 else " STAND_IN"),
                                   "source": source, "layers": summary.get("layers_total"),
-                                  "batch": summary.get("batch"), "bare_python_s": python_s,
+                                  "batch": summary.get("batch"), "warm_runs_s": [second_s, third_s],
+                                  "bare_python_s": python_s,
                                   "numba_index_files": cached_files}}}
 
 
