@@ -295,8 +295,10 @@ class RefSim:
         counts = self.rb.counts[s][l]
         tasks = self.place(s, l, counts)
         sources = [self.source(d, l, e) for e, d, _ in tasks]
+        copy_reads = 0
         for (e, d, _), src in zip(tasks, sources):     # reading a copy makes it most recently used
             if src == d and self.home[e] != d and (l, e) in self.copies[d]:
+                copy_reads += 1
                 self.copies[d].move_to_end((l, e))
                 self.copies[d][(l, e)] = now
         want, predicted = self.predict(s, l, tasks, sources)
@@ -327,7 +329,7 @@ class RefSim:
         link_bytes = [0] * len(self.mesh.links)
         rec = {"local": 0, "remote": 0, "hops": 0, "headers": 0, "local_reads": 0,
                "writes": sum(copied) * m.expert_bytes, "reads": len(tasks), "copies": sum(copied),
-               "evictions": evictions, "tokens": sum(t for _, _, t in tasks)}
+               "evictions": evictions, "tokens": sum(t for _, _, t in tasks), "copy_reads": copy_reads}
         for (e, d, tok), src, c in zip(tasks, sources, copied):
             tokens[d] += tok
             dram[src] += m.expert_bytes
@@ -402,6 +404,7 @@ class RefSim:
             "predictor_recall": (sum(p[0] for p in preds) / sum(p[2] for p in preds)
                                  if on and sum(p[2] for p in preds) else None),
             "copies_made": sum(r["copies"] for r in recs),
+            "copy_reads": sum(r["copy_reads"] for r in recs),
             "evictions": sum(r["evictions"] for r in recs),
             "copies_held": sum(len(c) for c in self.copies.values()),
             "mean_die_utilization": busy_total / (D * time_total) if time_total else None,

@@ -102,6 +102,7 @@ def test_heatmap_copies_on_a_predicted_remote_read_and_hits_next_step():
     assert engine.step() is None
     s = engine.summary()
     assert s["cache_hit_rate"] == 0.5 and s["copies_made"] == 1 and s["local_write_bytes"] == EB
+    assert s["copy_reads"] == 1
     assert s["predictor_precision"] == 1.0 and s["predictor_recall"] == 1.0
     assert s["decode_time_ms"] == 12_300.0 * 1e-6
     assert s["throughput_tokens_per_s"] == pytest.approx(1 / 12_300e-9, rel=1e-12)

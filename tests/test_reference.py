@@ -15,7 +15,7 @@ from waferview.sim.engine import Engine
 
 FIELDS = ("batch", "steps", "token_selections", "decode_time_ms", "prefill_time_ms", "throughput_tokens_per_s",
           "hops", "remote_read_bytes", "local_read_bytes", "local_write_bytes", "header_bytes", "weight_reads",
-          "cache_hit_rate", "predictor_precision", "predictor_recall", "copies_made", "evictions",
+          "cache_hit_rate", "predictor_precision", "predictor_recall", "copies_made", "copy_reads", "evictions",
           "copies_held", "mean_die_utilization", "die_max_over_mean", "fits_in_hbm")
 
 

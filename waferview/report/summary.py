@@ -25,6 +25,7 @@ FIELD_DOCS = {
                            "A = experts active in that layer at the next step (null when predictor is off)",
     "predictor_recall": "sum|P & A| / sum|A| over the same (step, layer) pairs (null when predictor is off)",
     "copies_made": "predictor copies written; evictions: copies dropped to make room",
+    "copy_reads": "weight reads served by a predictor copy on the reading die (copies that paid off)",
     "mean_die_utilization": "sum of die busy time / (dies x sum of layer times)",
     "die_max_over_mean": "sum over layers of the busiest die's time / sum over layers of the mean die time",
     "fits_in_hbm": "every die's home expert weights fit its usable HBM (80 GB less the 10% reserve)",

@@ -75,7 +75,7 @@ class Engine:
         self.total = self.batch.steps * L
         self.position = 0
         self._t = {k: 0 for k in ("hops", "remote_read_bytes", "local_read_bytes", "local_write_bytes",
-                                  "header_bytes", "weight_reads", "local_weight_reads", "copies_made",
+                                  "header_bytes", "weight_reads", "local_weight_reads", "copy_reads", "copies_made",
                                   "evictions", "token_selections", "decode_token_layers", "pred_hits",
                                   "pred_size", "next_active")}
         self._t.update(decode_time_ns=0.0, prefill_time_ns=0.0, busy_sum_ns=0.0, busy_max_sum_ns=0.0,
@@ -159,7 +159,7 @@ class Engine:
         task_tok = np.ascontiguousarray(task_tok, dtype=np.int64)
         task_src = kernels.resolve_sources(task_e, task_d, self.home, copies_l, self.dist)
         now = self.position
-        kernels.touch_copies(layer, task_e, task_d, task_src, self.home, self.copies, self.last_used, now,
+        copy_reads = kernels.touch_copies(layer, task_e, task_d, task_src, self.home, self.copies, self.last_used, now,
                              self._lru_prev, self._lru_next, self._lru_head, self._lru_tail)
         want, predicted = predictor.wanted(self, step, layer, task_e, task_d, task_src)
         copied = np.zeros(len(task_e), dtype=np.bool_)
@@ -186,6 +186,7 @@ class Engine:
         t["weight_reads"] += len(task_e)
         t["local_weight_reads"] += int(local_reads)
         t["copies_made"] += n_copied
+        t["copy_reads"] += int(copy_reads)
         t["evictions"] += int(evictions)
         t["busy_sum_ns"] += busy_sum
         t["busy_max_sum_ns"] += busy_max
@@ -249,6 +250,7 @@ class Engine:
             "predictor_precision": (t["pred_hits"] / t["pred_size"] if t["pred_size"] else None) if on else None,
             "predictor_recall": (t["pred_hits"] / t["next_active"] if t["next_active"] else None) if on else None,
             "copies_made": t["copies_made"],
+            "copy_reads": t["copy_reads"],
             "evictions": t["evictions"],
             "copies_held": int(self.copy_count.sum()),
             "copy_slots_per_die": int(self.copy_slots.min()) if self.num_dies else 0,

@@ -140,8 +140,10 @@ def _lru_append(d, idx, lru_prev, lru_next, lru_head, lru_tail):
 @njit(nogil=True, cache=True)
 def touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
                  lru_prev, lru_next, lru_head, lru_tail):
-    """A task that reads a copy on its own die makes that copy the most recently used."""
+    """A task that reads a copy on its own die makes that copy the most recently used.
+    Returns the number of such reads (weight reads served by a predictor copy)."""
     E = copies.shape[2]
+    hits = 0
     for t in range(task_e.shape[0]):
         d = task_d[t]
         e = task_e[t]
@@ -150,6 +152,8 @@ def touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
             _lru_unlink(d, idx, lru_prev, lru_next, lru_head, lru_tail)
             _lru_append(d, idx, lru_prev, lru_next, lru_head, lru_tail)
             last_used[layer, d, e] = now
+            hits += 1
+    return hits
 
 
 @njit(nogil=True, cache=True)
