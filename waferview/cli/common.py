@@ -30,6 +30,15 @@ waferview/wafer/presets/5x5.json and edit it). Per die: 1000 TFLOPS FP16, 80 GB 
 (10% reserved), 1741 bytes/ns per directed link to each neighbour, 200 ns per hop, 300 ns HBM latency,
 16 B header per remote read; efficiencies HBM 0.9 (Llama 0.85), links 0.9, compute by model and batch.
 The 64 MB LLC and token activations are not modelled (an LLC holds < 2 expert matrices).
+
+Each (step, MoE layer): the batch's token selections per expert -> tasks (expert, die, tokens) from
+--placement (base: experts round-robin over dies; ep: each on its home die; allo: the paper's
+Algorithm 1) -> a task reads the whole expert from its own HBM when its die holds it (home or copy),
+else from the nearest holder along the XY route (the weights cross every link of the route, a 16 B
+header goes back) -> --predictor may copy a remote read to the reading die (heatmap: the paper's
+cross-token heatmap; oracle: the next step's true routing; lru: every remote read, LRU eviction).
+Die busy = max(max(compute_local, HBM), d2d_in) + compute_remote + 300 ns (+ 200 ns x its longest
+route); layer time = max(slowest die, busiest link): layers are separated by a barrier.
 """
 
 
