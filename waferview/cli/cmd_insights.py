@@ -1,11 +1,32 @@
-"""`waferview insights` (not built yet)."""
+"""`waferview insights`: the routing statistics behind the paper's insights, per layer and over layers."""
 
-from waferview.errors import InputError
+from __future__ import annotations
+
+from waferview.analysis.report import DEFINITIONS
+from waferview.cli.common import add_json_arg, add_source_args
+
+DESCRIPTION = ("Measure the trace statistics behind the paper's insights on any SOURCE, per MoE layer and over "
+               "layers, with the paper's value beside each figure where it gives one (DESIGN.md section 5).\n\n"
+               "Definitions:\n" + DEFINITIONS)
 
 
 def add_arguments(p):
-    p.add_argument("rest", nargs="*")
+    add_source_args(p)
+    add_json_arg(p)
+    p.add_argument("--no-layers", action="store_true", help="leave out the per-layer table (text output only)")
 
 
-def run(args):
-    raise InputError("'insights' is not implemented yet")
+def run(args) -> int:
+    import orjson
+
+    from waferview.analysis.insights import compute_insights
+    from waferview.analysis.report import format_insights
+    from waferview.trace.source import load_source
+
+    trace = load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
+    result = compute_insights(trace)
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        print(format_insights(result, per_layer=not args.no_layers))
+    return 0
