@@ -202,7 +202,8 @@ async def test_numbers_at_the_end_equal_summary_json(tmp_path, capsys):
     app = make_app(trace, load_hardware("8x3"), batch=8, seed=SEED, placement="allo", predictor="heatmap",
                    paused=False, speed=0)
     async with app.run_test(size=(100, 40)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary at the end")
+        await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen)
+                         and app.screen.query("#summary-text"), "the summary at the end")
         shown = app.state.main.summary
         assert shown == expected                          # the very same fields and values
         # and what is on screen: every field of the summary screen, as `waferview summary` prints it

@@ -91,5 +91,6 @@ def test_end_of_trace_summary(snap_compare):
 
     async def run_before(pilot):
         from waferview.tui.screens import SummaryScreen
-        await wait_until(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen), "the summary")
+        await wait_until(pilot, lambda: isinstance(pilot.app.screen, SummaryScreen)
+                         and pilot.app.screen.query("#summary-text"), "the summary")
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)

@@ -59,6 +59,7 @@ class ReplayScreen(Screen):
     def __init__(self, app: "WaferviewApp"):
         super().__init__()
         self.owner = app
+        self.ready = False       # widgets composed and mounted (and not yet torn down at exit)
 
     def compose(self) -> ComposeResult:
         app = self.owner
@@ -80,8 +81,17 @@ class ReplayScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        # the widgets drawn on every snapshot, looked up once
+        self.header = self.query_one(HeaderBar)
+        self.grid_a, self.grid_b = self.query_one("#grid-a", DieGrid), self.query_one("#grid-b", DieGrid)
+        self.title_a, self.title_b = self.query_one("#title-a", Static), self.query_one("#title-b", Static)
+        self.stats, self.compare_stats = self.query_one(StatsPanel), self.query_one(ComparePanel)
+        self.ready = True
         self.set_class(self.app.size.width < WIDE_COMPARE_COLUMNS, "-narrow")
         self.owner.screen_ready()
+
+    def on_unmount(self) -> None:
+        self.ready = False
 
     def on_resize(self, event) -> None:
         self.set_class(event.size.width < WIDE_COMPARE_COLUMNS, "-narrow")
@@ -147,22 +157,22 @@ class WaferviewApp(App):
     def _draw(self, state: ViewState) -> None:
         self.state = state
         screen = self.main_screen
-        if not screen.is_attached:
+        if not screen.ready or getattr(self, "_closing", False):
             return
         comparing = state.compare is not None or screen.has_class("-compare")
-        screen.query_one(HeaderBar).show(state)
+        screen.header.show(state)
         wanted = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
-        screen.query_one("#grid-a", DieGrid).show(state.main.frame)
-        screen.query_one("#title-a", Static).update(self._title("A " if comparing else "", state.main, wanted))
-        screen.query_one(StatsPanel).show(state.main, wanted)
+        screen.grid_a.show(state.main.frame)
+        screen.title_a.update(self._title("A " if comparing else "", state.main, wanted))
+        screen.stats.show(state.main, wanted)
         if comparing:
             b = state.compare
             if b is not None:
-                wanted_b = (self.driver.wanted_mode("placement", compare=True),
-                            self.driver.wanted_mode("predictor", compare=True))
-                screen.query_one("#grid-b", DieGrid).show(b.frame)
-                screen.query_one("#title-b", Static).update(self._title("B ", b, wanted_b))
-            screen.query_one(ComparePanel).show(state.main, b, state.catching_up)
+                wanted_b = (self.driver.wanted_mode("placement", compare=True) or b.placement,
+                            self.driver.wanted_mode("predictor", compare=True) or b.predictor)
+                screen.grid_b.show(b.frame)
+                screen.title_b.update(self._title("B ", b, wanted_b))
+            screen.compare_stats.show(state.main, b, state.catching_up)
         self.refresh_bindings()
         if state.main.done and state.main.summary is not None and self._summary_shown_for_run < state.run:
             if self.driver.loop:
@@ -223,7 +233,7 @@ class WaferviewApp(App):
         else:
             screen.add_class("-compare")
             modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
-            screen.query_one("#title-b", Static).update(f"B {modes_label(*modes)} (starting)")
+            screen.title_b.update(f"B {modes_label(*modes)} (starting)")
             self.driver.open_compare(*modes)
         self._draw(self.driver.state())
 

@@ -188,13 +188,16 @@ class ReplayDriver:
         """The mode the engine will use from the next layer (including a change not applied yet)."""
         with self._control:
             pending = (self._pending_compare_modes if compare else self._pending_modes).get(kind)
-        lane = self.compare if compare else self.main
-        return pending or getattr(lane.engine, kind)
+        lane = self.compare if compare else self.main       # one read: the worker may drop the comparison
+        if pending or lane is None:
+            return pending or ""
+        return getattr(lane.engine, kind)
 
     def open_compare(self, placement: str, predictor: str) -> None:
         with self._control:
             self._compare_request = (placement, predictor)
             self._close_compare = False
+            self._pending_compare_modes.clear()
         self._wake.set()
 
     def close_compare(self) -> None:
