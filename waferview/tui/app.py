@@ -130,6 +130,7 @@ class WaferviewApp(App):
         self.state: ViewState | None = None
         self.states_received = 0
         self._summary_shown_for_run = 0
+        self._binding_state = None
         self.placements, self.predictors = _policy_names()
 
     # ---- layout -------------------------------------------------------------------------------------
@@ -173,7 +174,10 @@ class WaferviewApp(App):
                 screen.grid_b.show(b.frame)
                 screen.title_b.update(self._title("B ", b, wanted_b))
             screen.compare_stats.show(state.main, b, state.catching_up)
-        self.refresh_bindings()
+        binding_state = (self.driver.paused, state.main.summary is not None, state.compare is not None)
+        if binding_state != self._binding_state:        # footer: dim `n` while playing, etc.
+            self._binding_state = binding_state
+            self.refresh_bindings()
         if state.main.done and state.main.summary is not None and self._summary_shown_for_run < state.run:
             if self.driver.loop:
                 self._summary_shown_for_run = state.run
