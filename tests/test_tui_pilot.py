@@ -230,3 +230,22 @@ async def test_loop_starts_over_at_the_end():
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: app.state is not None and app.state.run >= 2, "a second pass")
         assert not isinstance(app.screen, SummaryScreen)
+
+
+@async_test
+async def test_grid_reads_without_colour(monkeypatch):
+    """Under NO_COLOR the grid still carries every level: a fill character per level and the number."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = app_for(placement="base", predictor="off")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.no_color
+        await step(pilot)
+        grid = app.query_one("#grid-a", DieGrid)
+        text = "\n".join(grid.render_line(y).text for y in range(grid.size.height))
+        util = app.state.main.frame.die_utilization
+        for d in range(len(util)):
+            assert f"{min(100, round(util[d] * 100))}" in text
+        from waferview.tui.diegrid import UTIL_FILL, util_level
+        for level in {util_level(u) for u in util}:
+            assert UTIL_FILL[level] in text
+        assert any(ch in text for ch in "─━█·▶◀")          # base moves weights: links are drawn

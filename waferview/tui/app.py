@@ -7,6 +7,7 @@ than queued, and draws them in one batch.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -187,6 +188,12 @@ class WaferviewApp(App):
                 self._summary_shown_for_run = state.run
                 self.action_summary()
 
+    def _redraw(self) -> None:
+        """Draw the last snapshot again after a key (the worker owns the live data: the snapshot is
+        immutable, so only the controls' own fields are refreshed here)."""
+        if self.state is not None:
+            self._draw(replace(self.state, paused=self.driver.paused, speed=self.driver.speed))
+
     def _title(self, prefix: str, view, wanted) -> str:
         f = view.frame
         ran = (f.placement, f.predictor) if f is not None else wanted
@@ -209,7 +216,7 @@ class WaferviewApp(App):
 
     def action_toggle_pause(self) -> None:
         self.driver.toggle_pause()
-        self._draw(self.driver.state())
+        self._redraw()
 
     def action_step(self) -> None:
         if self.driver.paused:
@@ -218,7 +225,7 @@ class WaferviewApp(App):
     def action_speed(self, direction: int) -> None:
         speed = self.driver.change_speed(direction)
         self.notify(f"speed: {speed} layers/s" if speed else "speed: max", timeout=1.5)
-        self._draw(self.driver.state())
+        self._redraw()
 
     def action_cycle(self, kind: str, compare: bool = False) -> None:
         if compare and self.driver.compare is None:
@@ -227,7 +234,7 @@ class WaferviewApp(App):
         current = self.driver.wanted_mode(kind, compare=compare)
         name = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
         self.driver.set_mode(kind, name, compare=compare)
-        self._draw(self.driver.state())
+        self._redraw()
 
     def action_compare(self) -> None:
         screen = self.main_screen
@@ -236,10 +243,11 @@ class WaferviewApp(App):
             screen.remove_class("-compare")
         else:
             screen.add_class("-compare")
+            screen.grid_b.show(None)
             modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
             screen.title_b.update(f"B {modes_label(*modes)} (starting)")
             self.driver.open_compare(*modes)
-        self._draw(self.driver.state())
+        self._redraw()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
