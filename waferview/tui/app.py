@@ -20,22 +20,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
+from waferview.policies import PLACEMENTS, PREDICTORS
 from waferview.tui.diegrid import DieGrid
 from waferview.tui.driver import DEFAULT_SPEED, ReplayDriver, ViewState
-from waferview.tui.panels import ComparePanel, HeaderBar, Legend, StatsPanel, modes_label
+from waferview.tui.panels import ComparePanel, HeaderBar, Legend, StatsPanel, modes_label, per_second
 from waferview.tui.screens import HelpScreen, SummaryScreen
 
-PLACEMENTS = ("base", "ep", "allo")
-PREDICTORS = ("off", "heatmap", "oracle", "lru")
 WIDE_COMPARE_COLUMNS = 120   # from this width the two grids of a comparison sit side by side
-
-
-def _policy_names():
-    try:
-        from waferview import policies
-        return tuple(policies.PLACEMENTS), tuple(policies.PREDICTORS)
-    except (ImportError, AttributeError):
-        return PLACEMENTS, PREDICTORS
 
 
 def second_modes(placement: str, predictor: str) -> tuple[str, str]:
@@ -129,10 +120,9 @@ class WaferviewApp(App):
         self.warning = warning
         self.autostart = autostart
         self.state: ViewState | None = None
-        self.states_received = 0
         self._summary_shown_for_run = 0
         self._binding_state = None
-        self.placements, self.predictors = _policy_names()
+        self.placements, self.predictors = PLACEMENTS, PREDICTORS     # registry order = cycle order
 
     # ---- layout -------------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -152,14 +142,13 @@ class WaferviewApp(App):
         self.driver.run(lambda: worker.is_cancelled, lambda state: self.post_message(StateUpdate(state)))
 
     def on_state_update(self, message: StateUpdate) -> None:
-        self.states_received += 1
         self._draw(message.state)
 
     # ---- drawing ------------------------------------------------------------------------------------
     def _draw(self, state: ViewState) -> None:
         self.state = state
         screen = self.main_screen
-        if not screen.ready or getattr(self, "_closing", False):
+        if not screen.ready:                 # not composed yet, or torn down at exit
             return
         comparing = state.compare is not None or screen.has_class("-compare")
         screen.header.show(state)
@@ -182,7 +171,7 @@ class WaferviewApp(App):
         if state.main.done and state.main.summary is not None and self._summary_shown_for_run < state.run:
             if self.driver.loop:
                 self._summary_shown_for_run = state.run
-                self.notify(f"end of trace: {state.main.summary.get('throughput_tokens_per_s', 0):,.0f} tok/s; "
+                self.notify(f"end of trace: {per_second(state.main.summary.get('throughput_tokens_per_s'))}; "
                             "starting over (--loop)")
             elif state.compare is None or state.compare.summary is not None:
                 self._summary_shown_for_run = state.run
