@@ -249,3 +249,21 @@ async def test_grid_reads_without_colour(monkeypatch):
         for level in {util_level(u) for u in util}:
             assert UTIL_FILL[level] in text
         assert any(ch in text for ch in "─━█·▶◀")          # base moves weights: links are drawn
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--placement", "nope"], "unknown placement mode 'nope'"),
+    (["--predictor", "nope"], "unknown predictor mode 'nope'"),
+    (["--mesh", "0x3"], "--mesh 0x3"),
+    (["--speed", "7"], "--speed"),
+])
+def test_replay_bad_options_exit_2_with_one_line(argv, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "waferview", "replay", *argv], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stdout == ""
