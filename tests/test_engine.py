@@ -257,3 +257,16 @@ def test_oracle_is_exact_and_off_reports_no_precision():
     _, engine = _random_engine("base", "off")
     s = engine.run()
     assert s["predictor_precision"] is None and s["predictor_recall"] is None
+
+
+def test_counts_and_heatmap_are_memoised_per_batch_and_shared():
+    from waferview.sim.batch import MEMO_BATCHES, memo_for
+
+    trace, a = _random_engine("base", "heatmap")
+    hw = tiny_hardware(3, 3)
+    b = Engine(trace, hw, batch=60, seed=1, placement="allo", predictor="heatmap")
+    assert a.counts is b.counts and a.heat_bits() is b.heat_bits()
+    for size in (10, 11, 12):
+        Engine(trace, hw, batch=size, seed=1, predictor="heatmap").heat_bits()
+    kinds = [k[0] for k in memo_for(trace) if isinstance(k, tuple)]
+    assert kinds.count("counts") == MEMO_BATCHES and kinds.count("heatmap") == MEMO_BATCHES

@@ -97,6 +97,17 @@ def memo_for(trace: TraceArrays) -> dict:
         return d
 
 
+MEMO_BATCHES = 2  # results kept per kind and trace: a sweep moves on from batch to batch
+
+
+def remember(memo: dict, key: tuple, value) -> None:
+    """Store a memoised result, dropping the oldest of the same kind beyond MEMO_BATCHES (call under the lock)."""
+    same = [k for k in memo if isinstance(k, tuple) and k[0] == key[0]]
+    for old in same[: max(0, len(same) - MEMO_BATCHES + 1)]:
+        del memo[old]
+    memo[key] = value
+
+
 def batch_counts(trace: TraceArrays, batch: Batch) -> np.ndarray:
     """counts[steps, L, E] int64: token selections of each expert per (step, MoE layer). Memoised."""
     memo = memo_for(trace)
@@ -108,5 +119,5 @@ def batch_counts(trace: TraceArrays, batch: Batch) -> np.ndarray:
             _batch_counts(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
                           batch.requests, batch.weights, out)
             out.setflags(write=False)
-            memo[key] = out
+            remember(memo, key, out)
         return memo[key]

@@ -81,6 +81,7 @@ class Engine:
         self._t.update(decode_time_ns=0.0, prefill_time_ns=0.0, busy_sum_ns=0.0, busy_max_sum_ns=0.0,
                        layer_time_sum_ns=0.0)
         self._pred_layers = 0
+        self._heat = None
 
     # ---- modes ---------------------------------------------------------------------------------
     @property
@@ -105,7 +106,10 @@ class Engine:
 
     # ---- context the modes read ----------------------------------------------------------------
     def heat_bits(self) -> np.ndarray:
-        return heatmap_top_bits(self.trace, self.batch, self.top_n)
+        """The batch's heatmap top-n bit masks (computed on first use, shared through the memo, kept here)."""
+        if self._heat is None:
+            self._heat = heatmap_top_bits(self.trace, self.batch, self.top_n)
+        return self._heat
 
     def next_active(self, step: int, layer: int) -> np.ndarray | None:
         """bool[E]: experts active in `layer` at step+1, or None at the last step."""

@@ -18,7 +18,7 @@ import threading
 import numpy as np
 from numba import njit, prange
 
-from waferview.sim.batch import Batch, memo_for
+from waferview.sim.batch import Batch, memo_for, remember
 from waferview.trace.arrays import TraceArrays
 
 
@@ -196,7 +196,7 @@ def heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int) -> np.ndarray
                 _heatmap_top_bits(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
                                   batch.requests, batch.weights, int(top_n), out)
             out.setflags(write=False)
-            memo[key] = out
+            remember(memo, key, out)
         return memo[key]
 
 
