@@ -187,7 +187,7 @@ class WaferviewApp(App):
         f = view.frame
         ran = (f.placement, f.predictor) if f is not None else wanted
         text = f"{prefix}{modes_label(*ran)}"
-        if f is None and not self.driver.paused:
+        if f is None and (not self.driver.paused or self.driver.pending_steps):
             return text + " · starting (a first run compiles the kernels)"
         if wanted != ran:
             text += f" → {modes_label(*wanted)} next layer"
@@ -210,6 +210,7 @@ class WaferviewApp(App):
     def action_step(self) -> None:
         if self.driver.paused:
             self.driver.request_step()
+            self._redraw()
 
     def action_speed(self, direction: int) -> None:
         speed = self.driver.change_speed(direction)

@@ -166,6 +166,10 @@ class ReplayDriver:
             self._step_requests += 1
         self._wake.set()
 
+    @property
+    def pending_steps(self) -> int:
+        return self._step_requests
+
     def change_speed(self, direction: int) -> int:
         i = SPEEDS.index(self.speed) + direction
         self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, i))]
