@@ -55,7 +55,7 @@ def compact_rows(view: EngineView) -> dict[str, str]:
     f = view.frame
     t = (view.summary or (f.totals if f is not None else None)) or {}
     rows = {
-        "tok/s": si(num(t.get("throughput_tokens_per_s"))),
+        "tok/s": si(t.get("throughput_tokens_per_s")),
         "hit rate": pct(t.get("cache_hit_rate")),
         "remote B": si(t.get("remote_read_bytes")),
         "local B": si(t.get("local_read_bytes")),
