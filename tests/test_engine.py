@@ -270,3 +270,18 @@ def test_counts_and_heatmap_are_memoised_per_batch_and_shared():
         Engine(trace, hw, batch=size, seed=1, predictor="heatmap").heat_bits()
     kinds = [k[0] for k in memo_for(trace) if isinstance(k, tuple)]
     assert kinds.count("counts") == MEMO_BATCHES and kinds.count("heatmap") == MEMO_BATCHES
+
+
+def test_no_mode_beats_the_ceiling():
+    from waferview.sim.reproduce import ceiling
+
+    trace, _ = _random_engine("base", "off")
+    hw = tiny_hardware(3, 3, die_tflops=1.0)
+    bound = ceiling(trace, hw, 60, seed=1)
+    best = 0.0
+    for placement in PLACEMENTS:
+        for predictor in PREDICTORS:
+            s = Engine(trace, hw, batch=60, seed=1, placement=placement, predictor=predictor).run()
+            assert s["throughput_tokens_per_s"] <= bound
+            best = max(best, s["throughput_tokens_per_s"])
+    assert best > 0.3 * bound   # and the bound is not vacuous

@@ -1,0 +1,134 @@
+"""Regenerate REPRODUCTION.md's throughput and hop-reduction tables.
+
+    python -m waferview.sim.reproduce [--dir DIR] [--requests 16384] [--models qwen3,deepseek,llama4,kimi]
+
+For each model: a synthetic trace of `requests` requests (written once to DIR/<model>-<requests>.wvtrace by
+waferview.trace.synth, seed 0), the paper's sweep (5 strategies x 5x5/8x3 x batches 4096/8192/16384), and
+the ceiling of the model (see ceiling()). Prints the per-run markdown table, the headline figures and the
+sweep times; writes everything as JSON to DIR/reproduce.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from waferview.sim.batch import batch_counts, select_batch
+from waferview.sim.compare import PAPER_BATCHES, PAPER_MESHES, paper_sweep
+from waferview.wafer.hardware import load_hardware
+
+MODELS = ("deepseek", "kimi", "llama4", "qwen3")
+STRATEGIES = ("EP", "Pred Only", "Allo Only", "Allo+Pred")
+
+
+def ceiling(trace, hardware, batch: int, seed: int = 0) -> float:
+    """Decode tokens/s no placement can beat in this model: per decode layer, perfect balance, every active
+    expert read once from a local HBM, no links: max(weights / (D x HBM rate), compute / (D x compute rate))
+    + the HBM latency."""
+    m = trace.model
+    b = select_batch(trace, batch, seed)
+    counts = batch_counts(trace, b)[1:]
+    active = (counts > 0).sum(axis=2)
+    selections = counts.sum(axis=2)
+    D = hardware.num_dies
+    hbm = hardware.hbm_bytes_per_ns * hardware.hbm_eff(m.key)
+    flops = hardware.die_tflops * 1e3 * hardware.compute_eff(m.key, b.size)
+    floor = np.maximum(active * m.expert_bytes / (D * hbm), selections * m.flops_per_token / (D * flops))
+    total_ns = float((floor + hardware.hbm_latency_ns).sum())
+    return b.decode_tokens / (total_ns * 1e-9) if total_ns > 0 else float("nan")
+
+
+def _hop(v) -> str:
+    return "no hops" if v is None else (f"{v:.0f}x" if v >= 10 else f"{v:.1f}x")
+
+
+def run_table(results: dict) -> str:
+    lines = ["| model | mesh | batch | Base tok/s | EP | Pred Only | Allo Only | Allo+Pred | ceiling | Allo+Pred / EP "
+             "| hop red. Pred Only | Allo Only | Allo+Pred |",
+             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    for model, res in results.items():
+        for mesh in PAPER_MESHES:
+            for batch in PAPER_BATCHES:
+                rs = {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
+                base = rs["Base"]["throughput_tokens_per_s"]
+                cells = [f"{rs[s]['speedup_vs_base']:.2f}x" for s in STRATEGIES]
+                cells.append(f"{res['ceiling'][f'{mesh} {batch}'] / base:.2f}x")
+                cells.append(f"{rs['Allo+Pred']['throughput_tokens_per_s'] / rs['EP']['throughput_tokens_per_s']:.2f}x")
+                cells += [_hop(rs[s]["hop_reduction_vs_base"]) for s in ("Pred Only", "Allo Only", "Allo+Pred")]
+                lines.append(f"| {model} | {mesh} | {batch} | {base:,.0f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def headline(results: dict) -> str:
+    rows = [r for res in results.values() for r in res["rows"]]
+
+    def pick(strategy, **kw):
+        return [r for r in rows if r["strategy"] == strategy and all(r[k] == v for k, v in kw.items())]
+
+    out = []
+    for model in results:
+        v = [r["speedup_vs_base"] for r in pick("Allo+Pred", model=model)]
+        out.append(f"Allo+Pred over Base, {model}: {statistics.mean(v):.2f}x ({min(v):.2f}-{max(v):.2f}x)")
+    v = [r["speedup_vs_base"] for r in pick("Allo+Pred")]
+    out.append(f"Allo+Pred over Base, mean: {statistics.mean(v):.2f}x")
+    for mesh in PAPER_MESHES:
+        v = [r["speedup_vs_base"] for r in pick("Allo+Pred", sweep_mesh=mesh)]
+        out.append(f"Allo+Pred over Base on {mesh}: {statistics.mean(v):.2f}x")
+    for s in ("Pred Only", "Allo Only", "Allo+Pred"):
+        sp = [r["speedup_vs_base"] for r in pick(s)]
+        hops = [r["hop_reduction_vs_base"] for r in pick(s) if r["hop_reduction_vs_base"] is not None]
+        out.append(f"{s}: mean speedup {statistics.mean(sp):.2f}x; hop reduction mean {statistics.mean(hops):.1f}x "
+                   f"(geometric {statistics.geometric_mean(hops):.1f}x, {min(hops):.1f}-{max(hops):.1f}x)")
+    for batch in PAPER_BATCHES:
+        v = [a["throughput_tokens_per_s"] / e["throughput_tokens_per_s"]
+             for a, e in zip(pick("Allo+Pred", sweep_batch=batch), pick("EP", sweep_batch=batch))]
+        out.append(f"Allo+Pred over EP at {batch}: {statistics.mean(v):.2f}x ({min(v):.2f}-{max(v):.2f}x)")
+    for res_model, res in results.items():
+        out.append(f"sweep of {res_model}: {res['seconds']:.1f} s wall, {res['cpu_seconds']:.1f} s CPU")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    import resource
+
+    from waferview.trace.cache import load_cache
+    from waferview.trace.synth import generate_to_cache
+
+    p = argparse.ArgumentParser(prog="python -m waferview.sim.reproduce", description=__doc__.split("\n")[0])
+    p.add_argument("--dir", default="reproduce", help="where the synthetic caches and reproduce.json go")
+    p.add_argument("--requests", type=int, default=16384)
+    p.add_argument("--models", default=",".join(MODELS))
+    args = p.parse_args(argv)
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for model in args.models.split(","):
+        path = folder / f"{model}-{args.requests}.wvtrace"
+        if not path.exists():
+            print(f"generating {path}", file=sys.stderr)
+            generate_to_cache(model, args.requests, 0, path)
+        trace, _ = load_cache(path)
+        cpu = time.process_time()
+        res = paper_sweep(trace)
+        res["cpu_seconds"] = time.process_time() - cpu
+        res["ceiling"] = {f"{mesh} {batch}": ceiling(trace, load_hardware(mesh), batch)
+                          for mesh in PAPER_MESHES for batch in PAPER_BATCHES}
+        results[model] = res
+        print(f"{model}: sweep {res['seconds']:.1f} s", file=sys.stderr)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (folder / "reproduce.json").write_text(json.dumps({"results": results, "peak_rss_mb": peak}))
+    print(run_table(results))
+    print()
+    print(headline(results))
+    print(f"peak RSS {peak:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
