@@ -26,6 +26,18 @@ from waferview.wafer.placement import capacity, home_dies
 
 
 class Engine:
+    """One batch of a trace replayed on one wafer.
+
+    Engine(trace, hardware, batch=None (all requests), seed=0, placement="allo", predictor="heatmap",
+           options=PolicyOptions())
+    step() -> Frame | None      one (step, MoE layer); None when finished
+    run(progress=None) -> dict  to the end; progress(position, total) now and then; returns summary()
+    summary() -> dict           the summary fields so far (fresh dict)
+    done, position, total, mesh, placement, predictor, set_placement(name), set_predictor(name),
+    fits_in_hbm, hbm_note, batch_note, batch (the Batch: size, requests, weights, steps), counts.
+    Unknown mode names raise InputError; a mode change applies from the next layer.
+    """
+
     def __init__(self, trace: TraceArrays, hardware: Hardware, *, batch: int | None = None, seed: int = 0,
                  placement: str = "allo", predictor: str = "heatmap", options: PolicyOptions | None = None):
         self.trace = trace
