@@ -248,3 +248,14 @@ def test_cli_bad_source_exits_2_one_line():
                          capture_output=True, text=True)
     assert out.returncode == 2
     assert "no such file" in out.stderr and "Traceback" not in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_expert_counts_match_the_kernel_counts():
+    from waferview.analysis.insights import expert_counts, layer_counts
+
+    trace = tiny_trace()
+    pre, dec = expert_counts(trace)
+    t = layer_counts(trace)
+    np.testing.assert_array_equal(pre, t["freq_pre"])
+    np.testing.assert_array_equal(dec, t["freq_dec"])
+    assert list(pre[0]) == [1, 1, 1, 0, 2, 1, 0, 0, 0, 0]

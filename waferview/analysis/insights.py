@@ -162,6 +162,35 @@ def _agg(values: np.ndarray, how: str):
     return float(np.median(v) if how == "median" else v.mean())
 
 
+def expert_counts(trace: TraceArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer and expert: how many prefill rows and how many decode steps picked it ([L, E] each)."""
+    m = trace.model
+    L, E = m.moe_layers, m.num_experts
+    shift = (np.arange(L, dtype=np.int64) * E)[None, :, None]
+    return tuple(np.bincount((np.asarray(ids, np.int64) + shift).ravel(), minlength=L * E).reshape(L, E)
+                 for ids in (trace.prefill_ids, trace.decode_ids))
+
+
+def frequency_figures(freq_pre: np.ndarray, freq_dec: np.ndarray, prefill_tokens: int, decode_tokens: int,
+                      k: int) -> dict:
+    """Per-layer Spearman, top-k overlaps and hottest/mean from the per-expert counts alone."""
+    L, E = freq_pre.shape
+    per = {}
+    has_both = prefill_tokens > 0 and decode_tokens > 0
+    per["prefill_decode_spearman"] = np.array(
+        [_spearman(freq_pre[l], freq_dec[l]) if has_both else np.nan for l in range(L)])
+    for kk in OVERLAP_KS:
+        kk_eff = min(kk, E)
+        per[f"prefill_decode_topk_overlap_{kk}"] = np.array(
+            [len(np.intersect1d(_top_ids(freq_pre[l], kk_eff), _top_ids(freq_dec[l], kk_eff))) / kk_eff
+             if has_both else np.nan for l in range(L)])
+    tokens = prefill_tokens + decode_tokens
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per["hot_expert_max_over_mean"] = ((freq_pre + freq_dec).max(axis=1) / (tokens * k / E)) if tokens \
+            else np.full(L, np.nan)
+    return per
+
+
 def compute_insights(trace: TraceArrays, tables: dict | None = None) -> dict:
     """Every figure, over layers and per layer, with the paper's value beside it."""
     m = trace.model
@@ -174,18 +203,8 @@ def compute_insights(trace: TraceArrays, tables: dict | None = None) -> dict:
     if L > 1:
         nl[:-1] = _coverage(t["next_layer"][:-1], n)
     per["next_layer_top20_coverage"] = nl
-    has_both = trace.prefill_tokens > 0 and trace.decode_tokens > 0
-    per["prefill_decode_spearman"] = np.array(
-        [_spearman(t["freq_pre"][l], t["freq_dec"][l]) if has_both else np.nan for l in range(L)])
-    for kk in OVERLAP_KS:
-        kk_eff = min(kk, E)
-        per[f"prefill_decode_topk_overlap_{kk}"] = np.array(
-            [len(np.intersect1d(_top_ids(t["freq_pre"][l], kk_eff), _top_ids(t["freq_dec"][l], kk_eff))) / kk_eff
-             if has_both else np.nan for l in range(L)])
     freq_all = t["freq_pre"] + t["freq_dec"]
-    tokens = trace.prefill_tokens + trace.decode_tokens
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per["hot_expert_max_over_mean"] = (freq_all.max(axis=1) / (tokens * k / E)) if tokens else np.full(L, np.nan)
+    per.update(frequency_figures(t["freq_pre"], t["freq_dec"], trace.prefill_tokens, trace.decode_tokens, k))
     if k > 1:
         (per["pair_coactivation_vs_random"], per["top1pct_pairs_vs_uniform"],
          per["top10pct_pairs_share"]) = _pair_figures(t["pairs"], freq_all)

@@ -39,17 +39,17 @@ from waferview.trace.arrays import TraceArrays
 @dataclass(frozen=True)
 class SynthParams:
     # routing structure
-    clusters: int = 32
-    cluster_size: int = 12
+    cluster_size: int = 8             # experts per cluster and layer (rounded to a divisor of E)
+    cluster_overlap: int = 1          # clusters each expert belongs to
     cluster_focus: float = 0.6
-    popularity_alpha: float = 0.8
+    popularity_alpha: float = 0.4
     hot_share: float = 0.5
     token_stay: float = 0.5
     layer_stay: float = 0.5
     repeat: float = 0.2
-    decode_shift: float = 0.6
+    decode_shift: float = 3.0         # rank jitter between prefill and decode popularity (in places)
     warm_size: int = 20
-    warm_boost: float = 1.0
+    warm_boost: float = 0.0
     # request shapes
     prefill_median: float = 110.0     # rows in step 0; real Qwen files of 3-9 MB hold ~150-500 tokens
     prefill_sigma: float = 0.55
@@ -64,17 +64,22 @@ class SynthParams:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise InputError(f"synth parameter {name}={v}: expected a value between 0 and 1")
-        if self.clusters < 1 or self.cluster_size < 1 or self.max_decode < 1 or self.prefill_max < 1:
-            raise InputError("synth parameters clusters, cluster_size, max_decode, prefill_max must be >= 1")
+        if min(self.cluster_size, self.cluster_overlap, self.max_decode, self.prefill_max) < 1:
+            raise InputError("synth parameters cluster_size, cluster_overlap, max_decode, prefill_max must be >= 1")
         return self
 
 
-# Per-model defaults, calibrated against the paper's trace statistics (REPRODUCTION.md).
+# Per-model defaults, calibrated against the paper's trace statistics on 1,000-request batches with
+# `python -m waferview.trace.synth_calibrate MODEL 1000` (REPRODUCTION.md, synthetic traces).
 DEFAULT_PARAMS: dict[str, SynthParams] = {
-    "deepseek": SynthParams(),
-    "qwen3": SynthParams(),
-    "llama4": SynthParams(),
-    "kimi": SynthParams(),
+    "deepseek": SynthParams(cluster_focus=0.708, hot_share=0.510, token_stay=0.238, layer_stay=0.534, repeat=0.079,
+                            decode_shift=6.66, warm_boost=0.55),
+    "qwen3": SynthParams(cluster_focus=0.693, hot_share=0.685, token_stay=0.343, layer_stay=0.970, repeat=0.137,
+                         decode_shift=5.76, warm_boost=0.34),
+    "llama4": SynthParams(cluster_size=4, cluster_focus=0.80, popularity_alpha=0.8, hot_share=0.095,
+                          token_stay=0.417, layer_stay=0.919, repeat=0.164, decode_shift=6.70, warm_boost=0.53),
+    "kimi": SynthParams(cluster_focus=0.726, hot_share=0.318, token_stay=0.324, layer_stay=0.756, repeat=0.107,
+                        decode_shift=7.00, warm_boost=0.54),
 }
 
 
@@ -86,25 +91,44 @@ def default_params(model: ModelSpec) -> SynthParams:
 # tables: small, built in numpy from the seed
 
 
+_ORDERINGS = 128  # precomputed draw orders per cluster (see _tables)
+
+
 def _tables(model: ModelSpec, p: SynthParams, seed: int):
     rng = np.random.default_rng([seed, 0x5EED])
     L, E = model.moe_layers, model.num_experts
-    size = min(p.cluster_size, E)
-    # global popularity: Zipf over a random order of the experts, one order per layer
-    ranks = np.argsort(rng.random((L, E)), axis=1)
-    base = (ranks + 1.0) ** -p.popularity_alpha
-    # a "warm" group just below the hottest expert: popular in both phases, so prefill's top-20
-    # mostly stays decode's top-20 while the order inside the group moves (see decode_shift)
-    base += p.warm_boost * 2.0 ** -p.popularity_alpha * ((ranks >= 1) & (ranks <= p.warm_size))
-    hot = np.argmin(ranks, axis=1).astype(np.int64)             # rank 0 of each layer
-    noise = np.exp(p.decode_shift * rng.standard_normal((L, E)))
-    pop = np.stack([base, base * noise])                        # [phase, L, E]
+    size = math.gcd(min(p.cluster_size, E), E)
+    # global popularity: Zipf over a random order of the experts, one order per layer, plus an optional
+    # "warm" group just below the hottest expert
+    ranks = np.argsort(np.argsort(rng.random((L, E)), axis=1), axis=1)     # ranks[l, e]: 0 = hottest
+    hot = np.argmin(ranks, axis=1).astype(np.int64)
 
-    # cluster members per layer: distinct experts, drawn without replacement
-    members = np.argsort(rng.random((L, p.clusters, E)), axis=2)[:, :, :size].astype(np.int64)
-    cw = rng.gamma(1.0, size=p.clusters) + 0.05
-    cpop = np.stack([cw, cw * np.exp(p.decode_shift * rng.standard_normal(p.clusters))])
-    return pop, hot, members.astype(np.int16), cpop
+    def profile(r):
+        w = (r + 1.0) ** -p.popularity_alpha
+        return w + p.warm_boost * 2.0 ** -p.popularity_alpha * ((r >= 1) & (r <= p.warm_size))
+
+    # decode keeps the same profile over a jittered order: each expert's rank moves by about
+    # `decode_shift` places (the hottest stays), so the top-20 set is stable while the top-5 moves
+    score = ranks + p.decode_shift * rng.standard_normal((L, E))
+    score[np.arange(L), hot] = -np.inf
+    ranks_dec = np.argsort(np.argsort(score, axis=1), axis=1)
+    pop = np.stack([profile(ranks), profile(ranks_dec)])          # [phase, L, E]
+
+    # cluster members per layer: distinct experts drawn uniformly; within a cluster a member is drawn
+    # with its popularity, so clusters shape which experts go together, not how popular each one is.
+    # Clusters cut `cluster_overlap` random permutations into groups: every expert is in the same number
+    # of clusters, so membership adds no skew of its own.
+    clusters = p.cluster_overlap * E // size
+    perms = np.argsort(rng.random((L, p.cluster_overlap, E)), axis=2)
+    members = perms.reshape(L, clusters, size)
+    # a member is drawn with its phase's popularity: [phase * L + layer, cluster, member]
+    member_pop = np.take_along_axis(pop[:, :, None, :], members[None], axis=3).reshape(2 * L, clusters, 1, size)
+    # Draws from a cluster are without replacement in proportion to popularity. Rather than reject
+    # repeats in the kernel, precompute _ORDERINGS such draw orders per (phase, layer, cluster) with the
+    # Gumbel-top-k trick; a row picks one order and walks it. [phase * L + layer, cluster, ordering, slot]
+    keys = np.log(member_pop) + rng.gumbel(size=(2 * L, clusters, _ORDERINGS, size))
+    orders = np.argsort(-keys, axis=3).astype(np.int8)
+    return pop, hot, members.astype(np.int16), orders
 
 
 def request_lengths(requests: int, p: SynthParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +149,7 @@ def request_lengths(requests: int, p: SynthParams, seed: int) -> tuple[np.ndarra
 
 def _alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walker/Vose alias tables for every distribution on the last axis: draw i uniformly, keep it
-    with probability accept[i] (as a 2**53 threshold), else take alias[i]. O(1) per draw, and small
+    with probability accept[i] (as a 2**21 threshold), else take alias[i]. O(1) per draw, and small
     enough (E entries per layer) to stay in cache, unlike a binary search or a big lookup table."""
     flat = probs.reshape(-1, probs.shape[-1])
     n = flat.shape[1]
@@ -142,8 +166,8 @@ def _alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             acc[s_i], ali[s_i] = scaled[s_i], l_i
             scaled[l_i] -= 1.0 - scaled[s_i]
             (small if scaled[l_i] < 1.0 else large).append(l_i)
-        accept[row] = (np.clip(acc, 0.0, 1.0) * 2.0 ** 53).astype(np.uint64)
-        accept[row][acc >= 1.0] = np.uint64(2 ** 53)
+        accept[row] = (np.clip(acc, 0.0, 1.0) * 2.0 ** 21).astype(np.uint64)
+        accept[row][acc >= 1.0] = np.uint64(2 ** 21)
         alias[row] = ali
     return accept.reshape(probs.shape), alias.reshape(probs.shape)
 
@@ -170,6 +194,11 @@ def _below(state, n):
     return np.int64(((_next(state) >> np.uint64(21)) * np.uint64(n)) >> np.uint64(32))
 
 
+def _binomial_table(k: int, prob: float):
+    pmf = np.array([math.comb(k, c) * prob ** c * (1 - prob) ** (k - c) for c in range(k + 1)])
+    return _alias((pmf + 1e-300)[None, None])
+
+
 def _threshold(prob: float) -> np.uint64:
     return np.uint64(min(max(prob, 0.0), 1.0) * 2.0 ** 53)
 
@@ -178,19 +207,19 @@ def _threshold(prob: float) -> np.uint64:
 def _sample(state, accept, alias, a, b):
     """One draw from the alias table accept[a, b, :], alias[a, b, :] (branch-free: the choice is
     random, so a branch would be mispredicted half the time)."""
-    i = _below(state, accept.shape[2])
-    keep = np.int64(_next(state) < accept[a, b, i])
+    x = _next(state)                     # top 32 bits pick i, the low 21 bits decide keep-or-alias
+    i = np.int64(((x >> np.uint64(21)) * np.uint64(accept.shape[2])) >> np.uint64(32))
+    keep = np.int64((x & np.uint64(0x1FFFFF)) < accept[a, b, i])
     other = np.int64(alias[a, b, i])
     return other + (i - other) * keep
 
 
 @njit(nogil=True, cache=True, parallel=True)
 def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, pop_alias, hot, members,
-                   cluster_accept, cluster_alias, repeat_accept, repeat_alias,
-                   num_experts, focus, hot_share, token_stay, layer_stay):
+                   orders, repeat_accept, repeat_alias, focus_accept, focus_alias,
+                   num_experts, hot_share, token_stay, layer_stay):
     L = prefill.shape[1]
     k = prefill.shape[2]
-    size = members.shape[2]
     for r in prange(seeds.shape[0]):
         state = np.empty(1, np.uint64)
         state[0] = np.uint64(seeds[r]) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
@@ -215,7 +244,7 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
                 elif cl_below >= 0 and _chance(state, layer_stay):
                     cl = cl_below
                 else:
-                    cl = _sample(state, cluster_accept, cluster_alias, 0, phase)
+                    cl = _below(state, members.shape[1])
                 cl_below = cl
                 # the row: k distinct experts
                 n = 0
@@ -232,13 +261,15 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
                             row[n] = e
                             n += 1
                 tries = 0
-                walk = -1                        # cluster members are taken in a cycle from a random start
+                order = _below(state, orders.shape[2])
+                pos = 0
+                # Binomial(k, focus) draws come from the cluster, in this row's draw order; the global
+                # popularity fills the rest
+                quota = min(_sample(state, focus_accept, focus_alias, 0, 0), orders.shape[3])
                 while n < k:
-                    if _chance(state, focus):
-                        if walk < 0:
-                            walk = _below(state, size)
-                        e = np.int64(members[l, cl, walk % size])
-                        walk += 1
+                    if pos < quota:
+                        e = np.int64(members[l, cl, orders[phase * L + l, cl, order, pos]])
+                        pos += 1
                     else:
                         e = _sample(state, pop_accept, pop_alias, phase, l)
                     tries += 1
@@ -251,7 +282,10 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
                 # real rows are in gate-score order, not in fill order: store with a random rotation
                 rot = _below(state, k)
                 for j in range(k):
-                    e = row[(j + rot) % k]
+                    src = j + rot                # (j + rot) % k without a division
+                    if src >= k:
+                        src -= k
+                    e = row[src]
                     prev_row[l, j] = e
                     if phase == 0:
                         prefill[pre_off[rr] + t, l, j] = e
@@ -297,20 +331,19 @@ def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
     np.cumsum(dec_len, out=dec_off[1:])
     prefill = alloc("prefill", (int(pre_off[-1]), L, k), dt)
     decode = alloc("decode", (int(dec_off[-1]), L, k), dt)
-    pop, hot, members, cluster_pop = _tables(model, p, seed)
+    pop, hot, members, orders = _tables(model, p, seed)
     pop_accept, pop_alias = _alias(pop)
-    cluster_accept, cluster_alias = _alias(cluster_pop[None])
     k = model.top_k
-    binom = np.array([math.comb(k, c) * p.repeat ** c * (1 - p.repeat) ** (k - c) for c in range(k + 1)])
-    repeat_accept, repeat_alias = _alias((binom + 1e-300)[None, None])
+    repeat_accept, repeat_alias = _binomial_table(k, p.repeat)
+    focus_accept, focus_alias = _binomial_table(k, p.cluster_focus)
     seeds = (np.random.default_rng([seed, 0x5EE]).integers(0, 2**31 - 1, size=requests)).astype(np.int64)
     chunk = 256
     bar = _progress_bar(requests, f"generating {model.key}")
     for first in range(0, requests, chunk):
         n = min(chunk, requests - first)
         _fill_requests(prefill, decode, pre_off, dec_off, first, seeds[first:first + n],
-                       pop_accept, pop_alias, hot, members, cluster_accept, cluster_alias,
-                       repeat_accept, repeat_alias, model.num_experts, _threshold(p.cluster_focus),
+                       pop_accept, pop_alias, hot, members, orders,
+                       repeat_accept, repeat_alias, focus_accept, focus_alias, model.num_experts,
                        _threshold(p.hot_share), _threshold(p.token_stay), _threshold(p.layer_stay))
         if bar is not None:
             bar.update(n)
