@@ -267,3 +267,17 @@ def test_replay_bad_options_exit_2_with_one_line(argv, message):
     assert message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stdout == ""
+
+
+@async_test
+async def test_command_palette_sets_a_mode_by_name():
+    app = app_for()
+    async with app.run_test(size=(80, 24)) as pilot:
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Placement: ep", "Predictor: lru", "Compare"} <= commands.keys()
+        commands["Placement: ep"].callback()
+        commands["Predictor: lru"].callback()
+        assert (app.driver.engine.placement, app.driver.engine.predictor) == ("ep", "lru")
+        await step(pilot)
+        assert (app.state.main.frame.placement, app.state.main.frame.predictor) == ("ep", "lru")
+        assert app.screen.has_class("-paused")

@@ -8,11 +8,12 @@ than queued, and draws them in one batch.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -92,7 +93,6 @@ class ReplayScreen(Screen):
 class WaferviewApp(App):
     CSS_PATH = "waferview.tcss"
     TITLE = "waferview replay"
-    ENABLE_COMMAND_PALETTE = False
 
     BINDINGS = [
         Binding("space", "toggle_pause", "Pause", priority=True),
@@ -151,6 +151,7 @@ class WaferviewApp(App):
         if not screen.ready:                 # not composed yet, or torn down at exit
             return
         comparing = state.compare is not None or screen.has_class("-compare")
+        screen.set_class(state.paused, "-paused")
         screen.header.show(state)
         wanted = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
         screen.grid_a.show(state.main.frame)
@@ -193,6 +194,24 @@ class WaferviewApp(App):
             text += f" → {modes_label(*wanted)} next layer"
         return text
 
+    # ---- command palette (ctrl+p): every mode by name, beside the keys that cycle them ----------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name in self.placements:
+            yield SystemCommand(f"Placement: {name}", "use this placement mode from the next layer",
+                                partial(self.use_mode, "placement", name))
+        for name in self.predictors:
+            yield SystemCommand(f"Predictor: {name}", "use this predictor mode from the next layer",
+                                partial(self.use_mode, "predictor", name))
+        yield SystemCommand("Compare", "open or close the side-by-side comparison (c)", self.action_compare)
+        yield SystemCommand("Pause / resume", "(space)", self.action_toggle_pause)
+        if self.state is not None and self.state.main.summary is not None:
+            yield SystemCommand("Summary", "the run's summary (s)", self.action_summary)
+
+    def use_mode(self, kind: str, name: str, compare: bool = False) -> None:
+        self.driver.set_mode(kind, name, compare=compare)
+        self._redraw()
+
     # ---- actions ------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "step":
@@ -223,8 +242,7 @@ class WaferviewApp(App):
         names = self.placements if kind == "placement" else self.predictors
         current = self.driver.wanted_mode(kind, compare=compare)
         name = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
-        self.driver.set_mode(kind, name, compare=compare)
-        self._redraw()
+        self.use_mode(kind, name, compare)
 
     def action_compare(self) -> None:
         screen = self.main_screen

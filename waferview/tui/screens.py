@@ -21,6 +21,7 @@ KEYS = (
     ("c", "compare: same batch, second mode, side by side, lockstep"),
     ("P / R", "comparison: the second engine's placement / predictor"),
     ("s", "the summary again (at the end of the trace)"),
+    ("ctrl+p", "command palette: any mode by name, compare, theme"),
     ("?", "this help (escape or ? closes it)"),
     ("q", "quit"),
 )
