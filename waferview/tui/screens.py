@@ -41,7 +41,7 @@ class HelpScreen(ModalScreen):
         text = Text()
         text.append("waferview replay: keys\n\n", Style(bold=True))
         for key, what in KEYS:
-            text.append(f"  {key:<7}", Style(bold=True)).append(f"{what}\n")
+            text.append(f"  {key:<8}", Style(bold=True)).append(f"{what}\n")
         text.append("\n").append(READING)
         with VerticalScroll(id="help-box"):
             yield Static(text, id="help-text")
