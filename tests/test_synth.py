@@ -156,7 +156,9 @@ def test_cli_json_and_cache_agree(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--model", "gpt5", "--requests", "2", "--out", "X"], "unknown model 'gpt5'"),
     (["--model", "qwen3", "--requests", "0", "--out", "X"], "--requests 0: expected at least 1 request"),
-    (["--model", "qwen3", "--requests", "2"], "give --out DIR (JSON files) or --cache FILE.wvtrace"),
+    (["--model", "qwen3", "--requests", "2"], "give either --out DIR (JSON files) or --cache FILE.wvtrace"),
+    (["--model", "qwen3", "--requests", "2", "--out", "X", "--cache", "Y"], "give either --out DIR"),
+    (["--model", "qwen3", "--requests", "2", "--out", "X", "--max-decode", "0"], "--max-decode 0: expected 1..128"),
 ])
 def test_bad_input_one_line(argv, message, capsys):
     assert main(["synth", *argv]) == 2

@@ -38,8 +38,8 @@ def run(args) -> int:
     model = get_model(args.model)
     if args.requests < 1:
         raise InputError(f"--requests {args.requests}: expected at least 1 request")
-    if args.out is None and args.cache is None:
-        raise InputError("give --out DIR (JSON files) or --cache FILE.wvtrace")
+    if (args.out is None) == (args.cache is None):
+        raise InputError("give either --out DIR (JSON files) or --cache FILE.wvtrace")
     if args.max_decode is not None and not 1 <= args.max_decode <= 128:
         raise InputError(f"--max-decode {args.max_decode}: expected 1..128")
     for name in (args.benchmark, args.subject):
