@@ -210,7 +210,7 @@ class HeaderBar(Static):
         elif state.paused:
             right = "PAUSED"
         else:
-            right = f"▶ {state.speed}/s" if state.speed else "▶ max"
+            right = f"▶ {state.speed} layers/s" if state.speed else "▶ max speed"
         if state is not None and state.paused and state.main.done:
             right = "PAUSED END"
         if state is not None and state.run > 1:
