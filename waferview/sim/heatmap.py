@@ -90,7 +90,9 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
     With fresh=False, member/n_member/bits hold the previous top-n sets of the same rows, and H has
     only grown since: a row is selected again only when a non-member now beats the weakest member
     (or a new positive entry appears in a row with fewer than top_n members); else its set is
-    unchanged. The result is the set a fresh selection gives (keys are unique). The check is written
+    unchanged. When a full set is overtaken, the new set lies within the old members and the entries
+    that beat the weakest of them (nothing else can have grown past it), so only those few are
+    selected among. The result is the set a fresh selection gives (keys are unique). The check is written
     without branches so it vectorises: it is the hot loop of the heatmap."""
     E = H.shape[0]
     W = out.shape[1]
@@ -107,7 +109,25 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
                 m = mrow[b]
                 weakest_in = min(weakest_in, key if m else big)
                 strongest_out = max(strongest_out, key if (m == 0 and row[b] > 0) else 0)
-            again = strongest_out > 0 and (n_member[a] < top_n or strongest_out > weakest_in)
+            if strongest_out > weakest_in and n_member[a] == top_n:
+                # the new set lies within the members and the non-members that beat the weakest member
+                # (nothing else grew past it): select among those few only
+                c = 0
+                for b in range(E):
+                    key = row[b] * E + (E - 1 - b)
+                    if mrow[b] or key > weakest_in:
+                        keys[c] = key
+                        c += 1
+                threshold = _kth_smallest(keys, c, c - top_n)
+                for b in range(E):
+                    mrow[b] = (row[b] > 0) & (row[b] * E + (E - 1 - b) >= threshold)
+                for w in range(W):
+                    bits[a, w] = 0
+                for b in range(E):
+                    if mrow[b]:
+                        bits[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+            else:
+                again = strongest_out > 0 and (n_member[a] < top_n or strongest_out > weakest_in)
         if again:
             n_member[a] = _select_row(H, a, top_n, member, keys)
             for w in range(W):
