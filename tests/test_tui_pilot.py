@@ -281,3 +281,16 @@ async def test_command_palette_sets_a_mode_by_name():
         await step(pilot)
         assert (app.state.main.frame.placement, app.state.main.frame.predictor) == ("ep", "lru")
         assert app.screen.has_class("-paused")
+
+
+@async_test
+async def test_after_pausing_the_screen_shows_the_engine_layer_and_n_adds_one():
+    app = app_for(paused=False, speed=100)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.state is not None and app.state.main.position >= 3, "playing")
+        await pilot.press("space")
+        # the worker finishes the layer it is on, then the screen shows exactly where the engine stopped
+        await wait_until(pilot, lambda: app.state.main.position == app.driver.engine.position, "last layer shown")
+        stopped = app.driver.engine.position
+        await step(pilot)
+        assert app.driver.engine.position == app.state.main.position == stopped + 1

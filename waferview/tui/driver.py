@@ -157,7 +157,9 @@ class ReplayDriver:
 
     # ---- controls (UI thread) -------------------------------------------------------------------------
     def toggle_pause(self) -> bool:
-        self.paused = not self.paused
+        with self._control:
+            self.paused = not self.paused
+            self._step_requests = 0            # `n` presses only count while paused
         self._wake.set()
         return self.paused
 
@@ -263,6 +265,7 @@ class ReplayDriver:
             return self._stop or cancelled()
 
         last_publish = 0.0
+        unpublished = False
         next_due = time.monotonic()
         publish(self.state())
         while not stopping():
@@ -276,19 +279,26 @@ class ReplayDriver:
                 self._open_compare_lane(compare_request, stopping, publish)
                 publish(self.state())
                 continue
+            paused = self.paused                               # read once per layer
             finished = self.main.engine.done
-            if finished and self.loop and not self.paused:
+            if finished and self.loop and not paused:
                 self._restart()
                 finished = False
+            take_step = False
             with self._control:
-                stepping = self._step_requests > 0 and not finished
                 if finished:
                     self._step_requests = 0
-            if finished or (self.paused and not stepping):
+                elif paused and self._step_requests > 0:
+                    self._step_requests -= 1                   # `n`: exactly one layer per request
+                    take_step = True
+            if finished or (paused and not take_step):
+                if unpublished:                                # the screen shows the very last layer
+                    publish(self.state())
+                    unpublished = False
                 self._wake.wait(0.1)
                 self._wake.clear()
                 continue
-            if not self.paused and self.speed:
+            if not paused and self.speed:
                 delay = next_due - time.monotonic()
                 if delay > 0:
                     self._wake.wait(min(delay, 0.1))
@@ -299,20 +309,17 @@ class ReplayDriver:
                 frame = self.main.step()
                 if self.compare is not None:
                     self.compare.step()
-            if stepping and self.paused:
-                with self._control:
-                    self._step_requests = max(0, self._step_requests - 1)
             now = time.monotonic()
             next_due = max(next_due + (1.0 / self.speed if self.speed else 0.0), now - 0.5)
+            unpublished = True
             if frame is None or self.main.engine.done:
                 self.main.summary = self._summarize(self.main.engine)
                 if self.compare is not None:
                     while not self.compare.engine.done:          # lockstep: same total, normally a no-op
                         self.compare.step()
                     self.compare.summary = self._summarize(self.compare.engine)
+            if take_step or frame is None or self.main.engine.done or now - last_publish >= PUBLISH_INTERVAL_S:
                 publish(self.state())
                 last_publish = now
-            elif self.paused or now - last_publish >= PUBLISH_INTERVAL_S:
-                publish(self.state())
-                last_publish = now
+                unpublished = False
         publish(self.state())
