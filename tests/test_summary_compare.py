@@ -148,3 +148,8 @@ def test_bad_options_in_a_real_process(qwen_cache, args):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert proc.stdout == ""
+
+
+def test_negative_seed_is_one_line(capsys, qwen_cache):
+    assert main(["summary", qwen_cache, "--seed", "-1"]) == 2
+    assert capsys.readouterr().err == "waferview summary: --seed -1: expected an integer >= 0\n"

@@ -49,6 +49,8 @@ def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
         batch = R
     if not isinstance(batch, (int, np.integer)) or batch < 1:
         raise InputError(f"--batch {batch}: expected a positive number of requests")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"--seed {seed}: expected an integer >= 0")
     order = np.random.default_rng(seed).permutation(R)
     picked = order[np.arange(batch) % R]
     requests, weights = np.unique(picked, return_counts=True)
