@@ -153,7 +153,7 @@ async def test_q_exits_and_stops_the_worker():
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
-    assert app.driver._stop
+    assert app.driver.stopped.wait(10), "the engine thread did not stop"
     assert worker.is_cancelled or worker.is_finished
 
 

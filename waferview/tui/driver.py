@@ -144,6 +144,7 @@ class ReplayDriver:
         self._compare_request: tuple[str, str] | None = None
         self._close_compare = False
         self._stop = False
+        self.stopped = threading.Event()          # set when run() has returned
         self._catching_up: tuple[int, int] | None = None
 
     # ---- the engine the UI looks at -------------------------------------------------------------------
@@ -260,7 +261,14 @@ class ReplayDriver:
         self.run_count += 1
 
     def run(self, cancelled: Callable[[], bool], publish: Callable[[ViewState], None]) -> None:
-        """The worker loop: returns within ~0.1 s of `cancelled()` turning true or `stop()`."""
+        """The worker loop: returns within ~0.1 s (plus the layer in progress) of `cancelled()` turning
+        true or `stop()`."""
+        try:
+            self._run(cancelled, publish)
+        finally:
+            self.stopped.set()
+
+    def _run(self, cancelled, publish) -> None:
         def stopping():
             return self._stop or cancelled()
 
