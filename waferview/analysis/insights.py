@@ -57,10 +57,7 @@ def _count(prefill, decode, dec_off, num_experts, next_layer, next_token, pairs,
                     freq[l, a] += 1
                     for j in range(i + 1, k):
                         b = np.int64(ids[x, l, j])
-                        if a < b:
-                            pairs[l, a, b] += 1
-                        else:
-                            pairs[l, b, a] += 1
+                        pairs[l, min(a, b), max(a, b)] += 1      # branch-free: the order is random
                     if l + 1 < L:
                         for j in range(k):
                             next_layer[l, a, np.int64(ids[x, l + 1, j])] += 1
