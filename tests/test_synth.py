@@ -78,6 +78,17 @@ def test_round_trip_through_load_source(tmp_path, model):
         assert first[0]["0"] is None and list(first[0])[:2] == ["0", "1"]
 
 
+def test_non_ascii_subject_and_existing_folder(tmp_path):
+    trace = generate("llama4", 3, seed=2, params=small("llama4"))
+    first = write_dataset(trace, tmp_path, benchmark="Chinese-SimpleQA", subject="中华文化")
+    again = write_dataset(trace, tmp_path, benchmark="Chinese-SimpleQA", subject="中华文化")   # overwrites
+    assert first == again and first.name == "中华文化"
+    assert sorted(p.name for p in first.iterdir()) == sorted(trace.request_names)
+    assert [p.name for p in first.parent.iterdir()] == ["中华文化"]          # no temp folder left
+    back = load_source(str(tmp_path), strict=True)
+    assert back.requests == 3 and back.decode_tokens == trace.decode_tokens
+
+
 def test_indices_are_sorted_not_contiguous_and_not_from_zero():
     trace = generate("llama4", 40, seed=5, params=small("llama4"))
     idx = [int(n.split(".")[0]) for n in trace.request_names]
