@@ -361,10 +361,19 @@ def generate(model: ModelSpec | str, requests: int, seed: int, params: SynthPara
     return _generate_into(model, requests, seed, p, lambda name, shape, dt: np.empty(shape, dt))
 
 
+def _ram_budget() -> int:
+    """Bytes one generated array may take in RAM (a quarter of physical memory, 1 GB if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):
+        return 1 << 30
+
+
 def generate_to_cache(model: ModelSpec | str, requests: int, seed: int, path: str | os.PathLike,
                       params: SynthParams | None = None, source: str | None = None) -> TraceArrays:
-    """Generate straight into a .wvtrace cache. The arrays live in memory maps beside the target while
-    they are filled, so a 16,384-request Qwen batch does not need its gigabytes in RAM."""
+    """Generate straight into a .wvtrace cache. Arrays up to a quarter of the machine's memory are
+    filled in RAM and written once; bigger ones live in memory maps beside the target while they are
+    filled, so a batch never needs more RAM than the machine has."""
     from waferview.trace.cache import load_cache, save_cache
 
     p = _check(model, requests, params)
@@ -377,7 +386,8 @@ def generate_to_cache(model: ModelSpec | str, requests: int, seed: int, path: st
         raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None
     with scratch as tmp:
         def alloc(name, shape, dt):
-            if int(np.prod(shape)) == 0:
+            nbytes = int(np.prod(shape)) * np.dtype(dt).itemsize
+            if nbytes <= _ram_budget():
                 return np.empty(shape, dt)
             return np.lib.format.open_memmap(os.path.join(tmp, name + ".npy"), mode="w+", dtype=dt, shape=shape)
 
