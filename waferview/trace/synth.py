@@ -1,23 +1,27 @@
-"""Synthetic routing traces whose statistics imitate the real models' (see REPRODUCTION.md, calibration).
+"""Synthetic routing traces whose statistics imitate the real models' (REPRODUCTION.md, calibration).
 
-The generative model, per layer and per token (all knobs live in SynthParams):
-  - every token carries a latent *cluster* (a routing "topic") at each MoE layer. At layer l of token t the
-    cluster is the one of token t-1 at layer l with probability `token_stay` (temporal locality), otherwise
-    the one of the same token at layer l-1 with probability `layer_stay` (next-layer correlation), otherwise
-    a fresh draw from the phase's cluster popularity;
-  - each cluster favours `cluster_size` experts per layer; related experts are picked together, which makes
-    co-activated pairs;
-  - the k distinct experts of a row are filled in this order: the layer's hottest expert with probability
-    `hot_share` (skew: hottest/mean = hot_share * E / k); each expert of the previous token at the same layer
-    again with probability `repeat`; then, slot by slot, a member of the token's cluster with probability
-    `cluster_focus`, else a draw from the layer's global Zipf popularity (exponent `popularity_alpha`);
-  - decode popularity (global and cluster) is the prefill popularity times log-normal noise of sigma
-    `decode_shift`: the smaller it is, the more prefill's hottest experts are also decode's.
+The generative model, per MoE layer and token (all knobs live in SynthParams, per-model defaults in
+DEFAULT_PARAMS):
+  - every token carries a latent *cluster* at each layer: the one of the previous token at that layer
+    with probability `token_stay` (temporal locality), else the one of the same token at the layer below
+    with probability `layer_stay` (next-layer correlation), else a uniform draw;
+  - clusters cut random permutations of the experts into groups of `cluster_size` (each expert belongs to
+    `cluster_overlap` clusters, so membership adds no skew); experts of one cluster fire together, which
+    makes co-activated pairs;
+  - a row's k distinct experts are, in order: the layer's hottest expert with probability `hot_share`
+    (skew: hottest/mean is about hot_share * E / k); Binomial(k, `repeat`) experts of the previous token;
+    Binomial(k, `cluster_focus`) members of the token's cluster, drawn without replacement in proportion
+    to popularity; the rest from the layer's global popularity, a Zipf profile (exponent
+    `popularity_alpha`, plus `warm_boost` for the `warm_size` experts after the hottest);
+  - decode popularity uses the same profile over a jittered order: each expert's rank moves by about
+    `decode_shift` places, so prefill's top-20 mostly stays decode's while the top-5 moves;
+  - rows are stored in a random rotation (real rows are in gate-score order, not fill order).
 Prefill lengths are log-normal (some requests have a single prefill row); decode runs to `max_decode`
-steps except for a share of requests that stop early.
+steps except for a share of requests (`early_stop`) that stop early.
 
-Generation runs in one numba kernel over preallocated arrays (memory maps for large batches), and each
-request is seeded from (seed, request index) alone, so the result does not depend on how it is chunked.
+Generation runs in one numba kernel over preallocated arrays (memory maps when they would not fit in
+RAM), and each request is seeded from (seed, request index) alone, so the result does not depend on how
+the work is chunked or threaded.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from numba import njit, prange
 from waferview.errors import InputError
 from waferview.models import ModelSpec, get_model
 from waferview.trace.arrays import TraceArrays
+from waferview.trace.synth_random import alias_tables, below, binomial_table, chance, next_bits, sample, threshold
 
 
 @dataclass(frozen=True)
@@ -144,74 +149,8 @@ def request_lengths(requests: int, p: SynthParams, seed: int) -> tuple[np.ndarra
 
 
 # ---------------------------------------------------------------------------------------------
-# the kernel: a xorshift64* generator per request and lookup tables instead of binary searches,
-# parallel over requests (each request is seeded on its own, so threads do not change the result)
-
-def _alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias tables for every distribution on the last axis: draw i uniformly, keep it
-    with probability accept[i] (as a 2**21 threshold), else take alias[i]. O(1) per draw, and small
-    enough (E entries per layer) to stay in cache, unlike a binary search or a big lookup table."""
-    flat = probs.reshape(-1, probs.shape[-1])
-    n = flat.shape[1]
-    accept = np.empty(flat.shape, np.uint64)
-    alias = np.empty(flat.shape, np.int16)
-    for row in range(flat.shape[0]):
-        scaled = flat[row] / flat[row].sum() * n
-        acc = np.ones(n)
-        ali = np.arange(n)
-        small = [i for i in range(n) if scaled[i] < 1.0]
-        large = [i for i in range(n) if scaled[i] >= 1.0]
-        while small and large:
-            s_i, l_i = small.pop(), large.pop()
-            acc[s_i], ali[s_i] = scaled[s_i], l_i
-            scaled[l_i] -= 1.0 - scaled[s_i]
-            (small if scaled[l_i] < 1.0 else large).append(l_i)
-        accept[row] = (np.clip(acc, 0.0, 1.0) * 2.0 ** 21).astype(np.uint64)
-        accept[row][acc >= 1.0] = np.uint64(2 ** 21)
-        alias[row] = ali
-    return accept.reshape(probs.shape), alias.reshape(probs.shape)
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _next(state):
-    x = state[0]
-    x ^= x >> np.uint64(12)
-    x ^= x << np.uint64(25)
-    x ^= x >> np.uint64(27)
-    state[0] = x
-    return (x * np.uint64(0x2545F4914F6CDD1D)) >> np.uint64(11)   # 53 random bits
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _chance(state, threshold):
-    """True with probability threshold / 2**53 (thresholds come from _threshold)."""
-    return _next(state) < threshold
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _below(state, n):
-    """Uniform in [0, n) from the top 32 bits, by multiplication (no division)."""
-    return np.int64(((_next(state) >> np.uint64(21)) * np.uint64(n)) >> np.uint64(32))
-
-
-def _binomial_table(k: int, prob: float):
-    pmf = np.array([math.comb(k, c) * prob ** c * (1 - prob) ** (k - c) for c in range(k + 1)])
-    return _alias((pmf + 1e-300)[None, None])
-
-
-def _threshold(prob: float) -> np.uint64:
-    return np.uint64(min(max(prob, 0.0), 1.0) * 2.0 ** 53)
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _sample(state, accept, alias, a, b):
-    """One draw from the alias table accept[a, b, :], alias[a, b, :] (branch-free: the choice is
-    random, so a branch would be mispredicted half the time)."""
-    x = _next(state)                     # top 32 bits pick i, the low 21 bits decide keep-or-alias
-    i = np.int64(((x >> np.uint64(21)) * np.uint64(accept.shape[2])) >> np.uint64(32))
-    keep = np.int64((x & np.uint64(0x1FFFFF)) < accept[a, b, i])
-    other = np.int64(alias[a, b, i])
-    return other + (i - other) * keep
+# the kernel: a xorshift64* stream per request and alias tables (synth_random), parallel over
+# requests (each request is seeded on its own, so threads do not change the result)
 
 
 @njit(nogil=True, cache=True, parallel=True)
@@ -224,7 +163,7 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
         state = np.empty(1, np.uint64)
         state[0] = np.uint64(seeds[r]) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)
         for _ in range(4):
-            _next(state)
+            next_bits(state)
         prev_cl = np.zeros(L, np.int64)
         prev_row = np.zeros((L, k), np.int64)
         row = np.zeros(k, np.int64)
@@ -239,39 +178,39 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
             for l in range(L):
                 mark += 1
                 # the token's cluster at this layer
-                if t > 0 and _chance(state, token_stay):
+                if t > 0 and chance(state, token_stay):
                     cl = prev_cl[l]
-                elif cl_below >= 0 and _chance(state, layer_stay):
+                elif cl_below >= 0 and chance(state, layer_stay):
                     cl = cl_below
                 else:
-                    cl = _below(state, members.shape[1])
+                    cl = below(state, members.shape[1])
                 cl_below = cl
                 # the row: k distinct experts
                 n = 0
-                if _chance(state, hot_share):
+                if chance(state, hot_share):
                     row[0] = hot[l]
                     stamp[hot[l]] = mark
                     n = 1
                 if t > 0:
                     # Binomial(k, repeat) experts of the previous token (its row is in random rotation)
-                    for j in range(_sample(state, repeat_accept, repeat_alias, 0, 0)):
+                    for j in range(sample(state, repeat_accept, repeat_alias, 0, 0)):
                         e = prev_row[l, j]
                         if stamp[e] != mark:
                             stamp[e] = mark
                             row[n] = e
                             n += 1
                 tries = 0
-                order = _below(state, orders.shape[2])
+                order = below(state, orders.shape[2])
                 pos = 0
                 # Binomial(k, focus) draws come from the cluster, in this row's draw order; the global
                 # popularity fills the rest
-                quota = min(_sample(state, focus_accept, focus_alias, 0, 0), orders.shape[3])
+                quota = min(sample(state, focus_accept, focus_alias, 0, 0), orders.shape[3])
                 while n < k:
                     if pos < quota:
                         e = np.int64(members[l, cl, orders[phase * L + l, cl, order, pos]])
                         pos += 1
                     else:
-                        e = _sample(state, pop_accept, pop_alias, phase, l)
+                        e = sample(state, pop_accept, pop_alias, phase, l)
                     tries += 1
                     if tries > 64:               # pathological knobs: take the next free id
                         e = (e + tries) % num_experts
@@ -280,7 +219,7 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
                         row[n] = e
                         n += 1
                 # real rows are in gate-score order, not in fill order: store with a random rotation
-                rot = _below(state, k)
+                rot = below(state, k)
                 for j in range(k):
                     src = j + rot                # (j + rot) % k without a division
                     if src >= k:
@@ -332,10 +271,10 @@ def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
     prefill = alloc("prefill", (int(pre_off[-1]), L, k), dt)
     decode = alloc("decode", (int(dec_off[-1]), L, k), dt)
     pop, hot, members, orders = _tables(model, p, seed)
-    pop_accept, pop_alias = _alias(pop)
+    pop_accept, pop_alias = alias_tables(pop)
     k = model.top_k
-    repeat_accept, repeat_alias = _binomial_table(k, p.repeat)
-    focus_accept, focus_alias = _binomial_table(k, p.cluster_focus)
+    repeat_accept, repeat_alias = binomial_table(k, p.repeat)
+    focus_accept, focus_alias = binomial_table(k, p.cluster_focus)
     seeds = (np.random.default_rng([seed, 0x5EE]).integers(0, 2**31 - 1, size=requests)).astype(np.int64)
     chunk = 256
     bar = _progress_bar(requests, f"generating {model.key}")
@@ -344,7 +283,7 @@ def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
         _fill_requests(prefill, decode, pre_off, dec_off, first, seeds[first:first + n],
                        pop_accept, pop_alias, hot, members, orders,
                        repeat_accept, repeat_alias, focus_accept, focus_alias, model.num_experts,
-                       _threshold(p.hot_share), _threshold(p.token_stay), _threshold(p.layer_stay))
+                       threshold(p.hot_share), threshold(p.token_stay), threshold(p.layer_stay))
         if bar is not None:
             bar.update(n)
     if bar is not None:
