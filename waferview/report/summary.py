@@ -90,7 +90,7 @@ COMPARE_COLUMNS = (
 def _hop_reduction(row: dict) -> str:
     v = row.get("hop_reduction_vs_base")
     if v is not None:
-        return f"{v:.1f}x"
+        return f"{v:,.0f}x" if v >= 100 else f"{v:.1f}x"
     if row.get("hops") == 0:
         return "no hops"
     return "-"
