@@ -55,6 +55,7 @@ class SynthParams:
     decode_shift: float = 3.0         # rank jitter between prefill and decode popularity (in places)
     warm_size: int = 20
     warm_boost: float = 0.0
+    cluster_alpha: float = 0.0        # Zipf exponent of cluster popularity (0: clusters equally likely)
     # request shapes
     prefill_median: float = 110.0     # rows in step 0; real Qwen files of 3-9 MB hold ~150-500 tokens
     prefill_sigma: float = 0.55
@@ -155,7 +156,7 @@ def request_lengths(requests: int, p: SynthParams, seed: int) -> tuple[np.ndarra
 
 @njit(nogil=True, cache=True, parallel=True)
 def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, pop_alias, hot, members,
-                   orders, repeat_accept, repeat_alias, focus_accept, focus_alias,
+                   orders, repeat_accept, repeat_alias, focus_accept, focus_alias, cluster_accept, cluster_alias,
                    num_experts, hot_share, token_stay, layer_stay):
     L = prefill.shape[1]
     k = prefill.shape[2]
@@ -183,7 +184,8 @@ def _fill_requests(prefill, decode, pre_off, dec_off, first, seeds, pop_accept, 
                 elif cl_below >= 0 and chance(state, layer_stay):
                     cl = cl_below
                 else:
-                    cl = below(state, members.shape[1])
+                    cl = below(state, members.shape[1]) if cluster_accept.shape[2] == 0 \
+                        else sample(state, cluster_accept, cluster_alias, 0, 0)
                 cl_below = cl
                 # the row: k distinct experts
                 n = 0
@@ -271,6 +273,10 @@ def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
     prefill = alloc("prefill", (int(pre_off[-1]), L, k), dt)
     decode = alloc("decode", (int(dec_off[-1]), L, k), dt)
     pop, hot, members, orders = _tables(model, p, seed)
+    if p.cluster_alpha > 0:   # skewed cluster popularity; an empty table keeps the uniform draw
+        cluster_accept, cluster_alias = alias_tables((np.arange(1, members.shape[1] + 1) ** -p.cluster_alpha)[None, None])
+    else:
+        cluster_accept, cluster_alias = np.zeros((1, 1, 0), np.uint64), np.zeros((1, 1, 0), np.int16)
     pop_accept, pop_alias = alias_tables(pop)
     k = model.top_k
     repeat_accept, repeat_alias = binomial_table(k, p.repeat)
@@ -282,7 +288,8 @@ def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
         n = min(chunk, requests - first)
         _fill_requests(prefill, decode, pre_off, dec_off, first, seeds[first:first + n],
                        pop_accept, pop_alias, hot, members, orders,
-                       repeat_accept, repeat_alias, focus_accept, focus_alias, model.num_experts,
+                       repeat_accept, repeat_alias, focus_accept, focus_alias, cluster_accept, cluster_alias,
+                       model.num_experts,
                        threshold(p.hot_share), threshold(p.token_stay), threshold(p.layer_stay))
         if bar is not None:
             bar.update(n)
