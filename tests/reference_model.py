@@ -146,9 +146,11 @@ def heatmap_top_sets(trace, rb, top_n):
 
 class RefSim:
     def __init__(self, trace, hw, *, batch=None, seed=0, placement="allo", predictor="heatmap",
-                 block_size=50, max_split=5, top_n=None, eviction=None, copy_slots=None):
+                 block_size=50, max_split=5, top_n=None, eviction=None, copy_slots=None,
+                 bytes_per_param=2.0):
         m = trace.model
         self.m, self.hw = m, hw
+        self.eb = math.ceil(3 * m.hidden * m.expert_inter * bytes_per_param)   # bytes of one expert
         self.mesh = RefMesh(hw.width, hw.height)
         self.D, self.L, self.E = self.mesh.n, m.moe_layers, m.num_experts
         self.rb = RefBatch(trace, batch, seed)
@@ -156,15 +158,16 @@ class RefSim:
         self.placement, self.predictor = placement, predictor
         self.block_size, self.max_split = block_size, max_split
         self.top_n = top_n if top_n is not None else math.ceil(0.2 * self.E)
-        self.eviction = eviction or ("lru" if predictor == "lru" else "never")
+        self.eviction = eviction or "lru"
+        self.rr = 0   # base: the next die of the round-robin
         usable = int(round(hw.hbm_gb * 1e9 * (1 - hw.hbm_reserved_fraction)))
         self.fits = True
         self.slots = {}
         for d in range(self.D):
             homed = sum(1 for e in range(self.E) if self.home[e] == d)
-            home_bytes = homed * self.L * m.expert_bytes
+            home_bytes = homed * self.L * self.eb
             self.fits = self.fits and home_bytes <= usable
-            free = (usable - home_bytes) // m.expert_bytes
+            free = (usable - home_bytes) // self.eb
             self.slots[d] = max(free, 0) if copy_slots is None else copy_slots
         eff = None
         for bound, e in hw.compute_efficiency.get(m.key, hw.compute_efficiency.get("default")):
@@ -194,8 +197,12 @@ class RefSim:
     # -- placements: lists of (expert, die, tokens)
     def place(self, s, l, counts):
         active = sorted(e for e, c in counts.items() if c > 0)
-        if self.placement == "base":
-            return [(e, (l + j) % self.D, counts[e]) for j, e in enumerate(active)]
+        if self.placement == "base":   # one round-robin pointer for the whole run
+            tasks = []
+            for e in active:
+                tasks.append((e, self.rr, counts[e]))
+                self.rr = (self.rr + 1) % self.D
+            return tasks
         if self.placement == "ep":
             return [(e, self.home[e], counts[e]) for e in active]
         return self.allo(l, counts, active)
@@ -208,8 +215,8 @@ class RefSim:
             x = est[d]
             return max(max(x["cl"], x["dram"]), x["d2d"]) + x["cr"]
 
-        read_hbm = self.m.expert_bytes / self.hbm_rate
-        read_link = self.m.expert_bytes / self.link_rate
+        read_hbm = self.eb / self.hbm_rate
+        read_link = self.eb / self.link_rate
         per_token = self.m.flops_per_token / self.flops_per_ns
         total = sum(counts[e] for e in active)
         thr = max(total // len(active), 512) if active else 512
@@ -328,28 +335,28 @@ class RefSim:
         tokens = [0] * D
         link_bytes = [0] * len(self.mesh.links)
         rec = {"local": 0, "remote": 0, "hops": 0, "headers": 0, "local_reads": 0,
-               "writes": sum(copied) * m.expert_bytes, "reads": len(tasks), "copies": sum(copied),
+               "writes": sum(copied) * self.eb, "reads": len(tasks), "copies": sum(copied),
                "evictions": evictions, "tokens": sum(t for _, _, t in tasks), "copy_reads": copy_reads}
         for (e, d, tok), src, c in zip(tasks, sources, copied):
             tokens[d] += tok
-            dram[src] += m.expert_bytes
+            dram[src] += self.eb
             if c:
-                dram[d] += m.expert_bytes
+                dram[d] += self.eb
             if src == d:
                 fl_local[d] += tok * m.flops_per_token
-                rec["local"] += m.expert_bytes
+                rec["local"] += self.eb
                 rec["local_reads"] += 1
             else:
                 fl_remote[d] += tok * m.flops_per_token
-                rec["remote"] += m.expert_bytes
+                rec["remote"] += self.eb
                 hops = self.mesh.distance(src, d)
                 rec["hops"] += hops
                 max_hops[d] = max(max_hops[d], hops)
-                d2d[d] += m.expert_bytes
+                d2d[d] += self.eb
                 d2d[src] += hw.request_header_bytes
                 rec["headers"] += hw.request_header_bytes
                 for hop in self.mesh.route(src, d):
-                    link_bytes[self.mesh.link_index[hop]] += m.expert_bytes
+                    link_bytes[self.mesh.link_index[hop]] += self.eb
                 for hop in self.mesh.route(d, src):
                     link_bytes[self.mesh.link_index[hop]] += hw.request_header_bytes
         busy = []

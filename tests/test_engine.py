@@ -88,32 +88,106 @@ def test_allo_keeps_a_small_expert_on_its_holder():
     assert f.die_tokens.tolist() == [0, 0, 3, 0] and f.hops == 0
 
 
+# Two requests, top-1: A prefill [1] [1] [2] [3], decode [1]; B prefill [3], decode [0].
+# Step 0 activates experts 1, 2, 3; base's pointer sends them to dies 0, 1, 2 and ends at die 3;
+# step 1 activates 0 and 1, which go to dies 3 and 0 (the pointer wrapped): expert 1 is back on die 0.
+TWO_STEP = [([[[1]], [[1]], [[2]], [[3]]], [[[1]]]), ([[[3]]], [[[0]]])]
+H = 16 / 500   # a 16 B request header on a 500 bytes/ns link, in ns
+
+
+def test_base_round_robin_pointer_continues_across_steps():
+    trace = trace_from_rows(MODEL, TWO_STEP)
+    engine = Engine(trace, hw2x2(), placement="base", predictor="off")
+    f0, f1 = engine.step(), engine.step()
+    assert f0.die_tokens.tolist() == [2, 1, 2, 0]      # expert 1 (2 tokens) on die 0, 2 on die 1, 3 on die 2
+    assert f1.die_tokens.tolist() == [1, 0, 0, 1]      # expert 0 on die 3, expert 1 on die 0
+    assert engine.base_next == 1 and engine.step() is None
+    # hops: step 0: 1 (1 -> 0) + 2 (2 -> 1) + 1 (3 -> 2); step 1: 2 (0 -> 3) + 1 (1 -> 0)
+    assert (f0.hops, f1.hops, engine.summary()["hops"]) == (4, 3, 7)
+
+
+def test_base_pointer_is_kept_while_another_placement_runs():
+    # 3 layers of 4 experts, every expert active in every layer: base, then ep (pointer untouched), then base
+    model = tiny_model(num_experts=4, top_k=4, layers=3)
+    trace = trace_from_rows(model, [([[[0, 1, 2, 3]] * 3], [])])
+    engine = Engine(trace, tiny_hardware(3, 1), placement="base", predictor="off")
+    f = engine.step()                                  # dies 0 1 2 0, pointer -> 1
+    assert f.die_tokens.tolist() == [2, 1, 1] and engine.base_next == 1
+    engine.set_placement("ep")
+    engine.step()
+    assert engine.base_next == 1
+    engine.set_placement("base")
+    f = engine.step()                                  # dies 1 2 0 1, pointer -> 2
+    assert f.die_tokens.tolist() == [1, 2, 1] and engine.base_next == 2
+
+
 def test_heatmap_copies_on_a_predicted_remote_read_and_hits_next_step():
-    # prefill rows [1], [1] seed H[1,1] = 1; base runs expert 1 on die 0 -> remote read, predicted -> copy.
-    trace = trace_from_rows(MODEL, [([[[1]], [[1]]], [[[1]]])])
+    # Prefill pairs seed H[1,1] = H[1,2] = H[2,3] = 1; with top-n 1 row 1 predicts {1} (tie to the lower id),
+    # row 2 {3}, row 3 nothing. Die 0 reads expert 1 from die 1 and predicts it: copy. Die 1 reads 2
+    # (predicts 3), die 2 reads 3 (predicts nothing): no copies.
+    trace = trace_from_rows(MODEL, TWO_STEP)
     engine = Engine(trace, hw2x2(), placement="base", predictor="heatmap", options=PolicyOptions(top_n=1))
     f0 = engine.step()
-    # die 0: d2d 12000, remote compute 2 x 12000, HBM: the copy write 6000; + 300 + 200
-    assert f0.die_busy_ns.tolist() == [36_500.0, 6_300.0, 0.0, 0.0]
+    # die 0: d2d 12000 (one expert in), remote compute 2 x 12000, HBM 6000 (the copy write) hidden; + 300 + 1 hop
+    # die 1: d2d 12000 + a header, remote compute 12000, + 300 + 2 hops (expert 2 comes 2 -> 3 -> 1)
+    # die 2: d2d 12000 + a header, remote compute 2 x 12000, + 300 + 1 hop; die 3 serves expert 3: 6000 + 300
+    assert f0.die_busy_ns.tolist() == pytest.approx([36_500.0, 24_700.0 + H, 36_500.0 + H, 6_300.0], rel=1e-12)
     assert (f0.copies_made, f0.local_write_bytes, f0.die_copies.tolist()) == (1, EB, [1, 0, 0, 0])
-    assert f0.die_hbm_bytes.tolist() == [EB, EB, 0, 0]
+    assert f0.die_hbm_bytes.tolist() == [EB, EB, EB, EB]
+    assert f0.layer_time_ns == pytest.approx(36_500.0 + H, rel=1e-12)
     f1 = engine.step()
-    assert f1.local_weight_reads == 1 and f1.hops == 0 and f1.die_busy_ns.tolist() == [12_300.0, 0, 0, 0]
+    # expert 1 on die 0 reads the copy: compute 12000, HBM 6000 (+ 6000 serving expert 0 to die 3) + 300;
+    # die 3: expert 0 from die 0 over 2 hops: d2d 12000 + compute 12000 + 300 + 400
+    assert (f1.weight_reads, f1.local_weight_reads, f1.hops) == (2, 1, 2)
+    assert f1.die_busy_ns.tolist() == [12_300.0, 0.0, 0.0, 24_700.0] and f1.layer_time_ns == 24_700.0
     assert engine.step() is None
     s = engine.summary()
-    assert s["cache_hit_rate"] == 0.5 and s["copies_made"] == 1 and s["local_write_bytes"] == EB
-    assert s["copy_reads"] == 1
-    assert s["predictor_precision"] == 1.0 and s["predictor_recall"] == 1.0
-    assert s["decode_time_ms"] == 12_300.0 * 1e-6
-    assert s["throughput_tokens_per_s"] == pytest.approx(1 / 12_300e-9, rel=1e-12)
+    assert s["cache_hit_rate"] == 1 / 5 and s["copies_made"] == 1 and s["local_write_bytes"] == EB
+    assert s["copy_reads"] == 1 and s["hops"] == 6
+    # step 0's prediction: union {1} | {3} = {1, 3}; active at step 1: {0, 1}
+    assert s["predictor_precision"] == 0.5 and s["predictor_recall"] == 0.5
+    assert s["decode_time_ms"] == 24_700.0 * 1e-6
+    assert s["throughput_tokens_per_s"] == pytest.approx(2 / 24_700e-9, rel=1e-12)
 
 
 def test_no_copy_without_space_and_predictor_off_makes_none():
-    trace = trace_from_rows(MODEL, [([[[1]], [[1]]], [[[1]]])])
+    trace = trace_from_rows(MODEL, TWO_STEP)
     for predictor, slots in (("heatmap", 0), ("off", 10)):
-        engine = Engine(trace, hw2x2(), placement="base", predictor=predictor, options=PolicyOptions(copy_slots=slots))
+        engine = Engine(trace, hw2x2(), placement="base", predictor=predictor,
+                        options=PolicyOptions(copy_slots=slots, top_n=1))
         s = engine.run()
-        assert s["copies_made"] == 0 and s["cache_hit_rate"] == 0.0 and s["hops"] == 2
+        assert s["copies_made"] == 0 and s["cache_hit_rate"] == 0.0 and s["hops"] == 7
+
+
+def test_eviction_defaults_to_lru_and_never_is_the_option():
+    trace = trace_from_rows(MODEL, TWO_STEP)
+    assert PolicyOptions().eviction == "lru"
+    for predictor in PREDICTORS:
+        assert Engine(trace, hw2x2(), predictor=predictor).summary()["eviction"] == "lru"
+    assert Engine(trace, hw2x2(), options=PolicyOptions(eviction="never")).summary()["eviction"] == "never"
+    with pytest.raises(InputError, match="--eviction 'sometimes': expected one of never, lru"):
+        PolicyOptions(eviction="sometimes")
+
+
+def test_bytes_per_param_sets_expert_size_fit_and_copy_space():
+    from waferview.wafer.hardware import load_hardware
+
+    kimi = get_model("kimi")
+    trace = random_trace(np.random.default_rng(0), kimi, requests=1, max_prefill=2, max_decode=1)
+    hw = load_hardware("8x3")
+    bf16 = Engine(trace, hw, placement="base", predictor="heatmap")
+    fp8 = Engine(trace, hw, placement="base", predictor="heatmap", options=PolicyOptions(bytes_per_param=1))
+    assert bf16.expert_bytes == 3 * 7168 * 2048 * 2 == 2 * fp8.expert_bytes
+    assert not bf16.fits_in_hbm and "2.03 TB at 2 bytes/param" in bf16.hbm_note
+    # FP8: 16 experts per die x 60 layers x 44.04 MB = 42.3 GB of 72 GB usable; (72e9 - 42.3e9) // 44.04e6 copies
+    assert fp8.fits_in_hbm and fp8.hbm_note is None
+    assert fp8.copy_slots.tolist() == [(72_000_000_000 - 16 * 60 * 44_040_192) // 44_040_192] * 24 == [674] * 24
+    s = fp8.run()
+    assert s["bytes_per_param"] == 1.0 and s["fits_in_hbm"] is True and s["copies_made"] > 0
+    assert Engine(trace, hw, options=PolicyOptions(bytes_per_param=0.5)).expert_bytes == 22_020_096
+    for bad in (0, -1, 9, True):
+        with pytest.raises(InputError, match="--bytes-per-param"):
+            PolicyOptions(bytes_per_param=bad)
 
 
 # ---------------------------------------------------------------- properties on random small cases

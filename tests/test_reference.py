@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -36,7 +37,10 @@ def random_case(seed):
     batch = int(rng.choice([trace.requests, trace.requests * 7, trace.requests * 40, max(1, trace.requests - 1)]))
     options = PolicyOptions(block_size=int(rng.integers(1, 6)), max_split=int(rng.integers(1, 6)),
                             top_n=int(rng.integers(1, 4)), copy_slots=int(rng.choice([0, 1, 3, 100])))
-    return trace, hw, batch, int(rng.integers(0, 100)), options
+    seed = int(rng.integers(0, 100))
+    options = replace(options, eviction=str(rng.choice(["lru", "never"])),
+                      bytes_per_param=float(rng.choice([2.0, 1.0, 0.5, 0.25])))
+    return trace, hw, batch, seed, options
 
 
 def compare(trace, hw, batch, seed, options, placement, predictor):
@@ -47,7 +51,8 @@ def compare(trace, hw, batch, seed, options, placement, predictor):
     ours = engine.summary()
     ref = RefSim(trace, hw, batch=batch, seed=seed, placement=placement, predictor=predictor,
                  block_size=options.block_size, max_split=options.max_split, top_n=options.top_n,
-                 eviction=options.eviction, copy_slots=options.copy_slots)
+                 eviction=options.eviction, copy_slots=options.copy_slots,
+                 bytes_per_param=options.bytes_per_param)
     theirs = ref.run()
     where = f"{placement}/{predictor} {hw.shape} E={trace.model.num_experts} batch={batch}"
     for key in FIELDS:

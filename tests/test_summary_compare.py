@@ -111,6 +111,10 @@ def test_a_model_that_does_not_fit_warns_in_every_output(capsys, kimi_cache):
     assert "WARNING: kimi expert weights" in capsys.readouterr().out
     s = run_json(capsys, ["summary", kimi_cache, "--json", "--placement", "ep", "--predictor", "off"])
     assert s["fits_in_hbm"] is False and "do not fit" in s["hbm_note"]
+    # the same trace at 1 byte per parameter (FP8) fits, and says which precision it ran at
+    s = run_json(capsys, ["summary", kimi_cache, "--json", "--mesh", "8x3", "--bytes-per-param", "1"])
+    assert s["fits_in_hbm"] is True and s["hbm_note"] is None and s["bytes_per_param"] == 1.0
+    assert s["copy_slots_per_die"] == 674 and s["eviction"] == "lru"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -120,6 +124,7 @@ def test_a_model_that_does_not_fit_warns_in_every_output(capsys, kimi_cache):
     (["compare", "{src}", "--modes", "allo-heatmap"], "waferview compare: --modes 'allo-heatmap': expected placement/predictor, e.g. allo/heatmap"),
     (["compare", "{src}", "--modes", "allo/psychic"], "waferview compare: --modes 'allo/psychic': unknown predictor mode 'psychic': expected one of off, heatmap, oracle, lru"),
     (["summary", "{src}", "--block-size", "0"], "waferview summary: --block-size 0: expected a positive integer"),
+    (["summary", "{src}", "--bytes-per-param", "0"], "waferview summary: --bytes-per-param 0.0: expected a number of bytes per weight in (0, 8], e.g. 2 (BF16), 1 (FP8), 0.5 (INT4)"),
     (["summary", "{src}", "--mesh", "{hw}"], "waferview summary: {hw}: link_bytes_per_ns must be a positive number, got -1741"),
 ])
 def test_bad_options_are_one_line_and_exit_2(capsys, qwen_cache, tmp_path, argv, message):

@@ -32,11 +32,13 @@ waferview/wafer/presets/5x5.json and edit it). Per die: 1000 TFLOPS FP16, 80 GB 
 The 64 MB LLC and token activations are not modelled (an LLC holds < 2 expert matrices).
 
 Each (step, MoE layer): the batch's token selections per expert -> tasks (expert, die, tokens) from
---placement (base: experts round-robin over dies; ep: each on its home die; allo: the paper's
-Algorithm 1) -> a task reads the whole expert from its own HBM when its die holds it (home or copy),
+--placement (base: experts round-robin over dies, one pointer continuing across layers and steps;
+ep: each on its home die; allo: the paper's Algorithm 1) -> a task reads the whole expert from its own HBM when its die holds it (home or copy),
 else from the nearest holder along the XY route (the weights cross every link of the route, a 16 B
 header goes back) -> --predictor may copy a remote read to the reading die (heatmap: the paper's
-cross-token heatmap; oracle: the next step's true routing; lru: every remote read, LRU eviction).
+cross-token heatmap; oracle: the next step's true routing; lru: every remote read). A die's copy
+space is its free HBM; when full, --eviction lru (default) drops its least recently used copy, and
+--eviction never (the paper) keeps every copy and stops copying. Experts are BF16 (--bytes-per-param 2).
 Die busy = max(max(compute_local, HBM), d2d_in) + compute_remote + 300 ns (+ 200 ns x its longest
 route); layer time = max(slowest die, busiest link): layers are separated by a barrier.
 """
@@ -64,11 +66,14 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
                    help="allo: candidate dies an expert gets at least (default 5)")
     g.add_argument("--top-n", type=int, default=None, metavar="N",
                    help="heatmap: experts predicted per row (default ceil(0.2 x experts))")
-    g.add_argument("--eviction", default=None, choices=("never", "lru"),
-                   help="when a die's copy space is full: never copy more (the paper; default for heatmap "
-                        "and oracle) or evict the least recently used copy (default for lru)")
+    g.add_argument("--eviction", default="lru", choices=("lru", "never"),
+                   help="when a die's copy space is full: evict its least recently used copy (default, every "
+                        "predictor) or never copy more (the paper's rule: copies are kept forever)")
     g.add_argument("--copy-slots", type=int, default=None, metavar="N",
                    help="expert copies each die may hold (default: its free HBM after weights and reserve)")
+    g.add_argument("--bytes-per-param", type=float, default=2.0, metavar="B",
+                   help="expert weight precision: 2 = BF16 (default, DESIGN.md), 1 = FP8, 0.5 = INT4; sets the "
+                        "expert size, hence HBM fit, copy space and traffic (compute stays at the FP16 rate)")
 
 
 def _positive_or_none(text: str):
@@ -85,7 +90,8 @@ def policy_options_from_args(args):
     from waferview.policies.base import PolicyOptions
 
     return PolicyOptions(block_size=args.block_size, max_split=args.max_split, top_n=args.top_n,
-                         eviction=args.eviction, copy_slots=args.copy_slots)
+                         eviction=args.eviction, copy_slots=args.copy_slots,
+                         bytes_per_param=args.bytes_per_param)
 
 
 def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None):

@@ -1,4 +1,5 @@
-"""The one interface every mode follows, and the options they share.
+"""The one interface every mode follows, and the options they share (plus the weight precision, which
+every mode and the engine see through the same object).
 
 A placement mode maps (the layer's counts, the holders, the engine context) to tasks:
     tasks(ctx, step, layer, counts[E], copies_l[D, E]) -> (task_expert, task_die, task_tokens) int64 arrays
@@ -24,8 +25,9 @@ class PolicyOptions:
     block_size: int = 50            # allo: tokens per block (the paper's 50)
     max_split: int = 5              # allo: an expert gets at least this many candidate dies (if there are)
     top_n: int | None = None        # heatmap: row top-n; None = ceil(0.2 * E)
-    eviction: str | None = None     # "never" (the paper) or "lru"; None = the predictor's default
+    eviction: str = "lru"           # "lru" (default, every predictor) or "never" (the paper: copies are kept forever)
     copy_slots: int | None = None   # copies per die; None = the free HBM after weights and the reserve
+    bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (DESIGN.md), 1 = FP8, 0.5 = INT4
 
     def __post_init__(self):
         if not isinstance(self.block_size, int) or self.block_size < 1:
@@ -34,10 +36,14 @@ class PolicyOptions:
             raise InputError(f"--max-split {self.max_split}: expected a positive integer")
         if self.top_n is not None and (not isinstance(self.top_n, int) or self.top_n < 1):
             raise InputError(f"--top-n {self.top_n}: expected a positive integer")
-        if self.eviction is not None and self.eviction not in EVICTIONS:
+        if self.eviction not in EVICTIONS:
             raise InputError(f"--eviction {self.eviction!r}: expected one of {', '.join(EVICTIONS)}")
         if self.copy_slots is not None and (not isinstance(self.copy_slots, int) or self.copy_slots < 0):
             raise InputError(f"--copy-slots {self.copy_slots}: expected an integer >= 0")
+        bpp = self.bytes_per_param
+        if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not (0 < bpp <= 8):
+            raise InputError(f"--bytes-per-param {bpp}: expected a number of bytes per weight in (0, 8], "
+                             "e.g. 2 (BF16), 1 (FP8), 0.5 (INT4)")
 
 
 class PlacementMode:
@@ -51,7 +57,6 @@ class PlacementMode:
 class PredictorMode:
     name = ""
     help = ""
-    default_eviction = "never"
     active = True   # False only for "off": no precision/recall
 
     def wanted(self, ctx, step: int, layer: int, task_e, task_d, task_src):  # pragma: no cover - interface

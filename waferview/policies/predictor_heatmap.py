@@ -39,7 +39,6 @@ def heatmap_wanted(bits_l, task_e, task_d, task_src, num_dies):
 class HeatmapPredictor(PredictorMode):
     name = "heatmap"
     help = "the paper's cross-token heatmap: copy a remote read when it is in the die's predicted top-n set"
-    default_eviction = "never"
 
     def wanted(self, ctx, step, layer, task_e, task_d, task_src):
         return heatmap_wanted(ctx.heat_bits()[step, layer], task_e, task_d, task_src, ctx.num_dies)

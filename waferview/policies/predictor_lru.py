@@ -1,5 +1,6 @@
 """`lru`: the baseline a user tries first. Every remote read is copied to the reading die; when the die's
-copy space is full, its least recently used copy (last read or written longest ago) is evicted.
+copy space is full, the engine's eviction rule applies (default: its least recently used copy, last read
+or written longest ago, is evicted; with --eviction never the copy is skipped).
 Its prediction, for precision and recall, is what it copied.
 """
 
@@ -10,8 +11,7 @@ from waferview.policies.base import PredictorMode
 
 class LRUPredictor(PredictorMode):
     name = "lru"
-    help = "copy every remote read; evict the least recently used copy when full"
-    default_eviction = "lru"
+    help = "copy every remote read (with the default eviction, the least recently used copy goes when full)"
 
     def wanted(self, ctx, step, layer, task_e, task_d, task_src):
         return task_src != task_d, None

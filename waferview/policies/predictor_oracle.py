@@ -14,7 +14,6 @@ from waferview.policies.base import PredictorMode
 class OraclePredictor(PredictorMode):
     name = "oracle"
     help = "copy a remote read iff its expert is active at the next step (the upper bound)"
-    default_eviction = "never"
 
     def wanted(self, ctx, step, layer, task_e, task_d, task_src):
         nxt = ctx.next_active(step, layer)

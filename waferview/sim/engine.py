@@ -55,7 +55,8 @@ class Engine:
         self.num_layers = L = m.moe_layers
         self.num_experts = E = m.num_experts
         self.home = home_dies(E, D)
-        self.capacity = capacity(m, hw, self.home)
+        self.bytes_per_param = float(self.options.bytes_per_param)
+        self.capacity = capacity(m, hw, self.home, self.bytes_per_param)
         self.fits_in_hbm = self.capacity.fits_in_hbm
         self.hbm_note = self.capacity.note(m, hw)
         slots = self.capacity.copy_slots if self.options.copy_slots is None else \
@@ -67,7 +68,7 @@ class Engine:
         self.flops_per_ns = hw.die_tflops * 1e3 * self.compute_efficiency
         self.hbm_rate = hw.hbm_bytes_per_ns * hw.hbm_eff(m.key)
         self.link_rate = hw.link_bytes_per_ns * hw.link_efficiency
-        self.expert_bytes = m.expert_bytes
+        self.expert_bytes = self.capacity.expert_bytes
         self.flops_per_token = m.flops_per_token
         self.dist = self.mesh.dist
         # copy store
@@ -94,6 +95,7 @@ class Engine:
                        layer_time_sum_ns=0.0)
         self._pred_layers = 0
         self._heat = None
+        self.base_next = 0   # base placement's round-robin pointer: the next die to receive an active expert
 
     # ---- modes ---------------------------------------------------------------------------------
     @property
@@ -114,7 +116,7 @@ class Engine:
 
     @property
     def eviction(self) -> str:
-        return self.options.eviction or self._predictor.default_eviction
+        return self.options.eviction
 
     # ---- context the modes read ----------------------------------------------------------------
     def heat_bits(self) -> np.ndarray:
@@ -247,6 +249,7 @@ class Engine:
             "placement": self.placement,
             "predictor": self.predictor,
             "eviction": self.eviction,
+            "bytes_per_param": self.bytes_per_param,
             "layers_simulated": self.position,
             "layers_total": self.total,
             "steps": self.batch.steps,
