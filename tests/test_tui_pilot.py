@@ -7,6 +7,7 @@ import pytest
 
 from waferview.cli.main import main
 from waferview.trace.cache import load_cache, save_cache
+from waferview.trace.source import load_source
 from waferview.tui.app import make_app
 from waferview.tui.diegrid import DieGrid
 from waferview.tui.driver import SPEEDS
@@ -198,7 +199,7 @@ async def test_numbers_at_the_end_equal_summary_json(tmp_path, capsys):
     assert main(["summary", *args, "--json"]) == 0
     expected = orjson.loads(capsys.readouterr().out)
 
-    trace, _ = load_cache(path)
+    trace = load_source(str(path), model="qwen3")    # the same loader `summary` uses
     app = make_app(trace, load_hardware("8x3"), batch=8, seed=SEED, placement="allo", predictor="heatmap",
                    paused=False, speed=0)
     async with app.run_test(size=(100, 40)) as pilot:

@@ -27,6 +27,7 @@ class TraceArrays:
     request_names: tuple[str, ...]
     skipped: tuple[dict, ...] = ()          # [{"file": ..., "reason": ...}] for files left out
     source: str = ""                        # what the trace was read from, for headers and reports
+    synthetic: bool = False                 # made by `waferview synth`, not recorded from a model
 
     @property
     def requests(self) -> int:
@@ -52,6 +53,8 @@ class TraceArrays:
         """The trace facts every report starts with."""
         m = self.model
         return {
+            "source": self.source,
+            "synthetic": self.synthetic,
             "model": m.key,
             "requests": self.requests,
             "moe_layers": m.moe_layers,

@@ -32,7 +32,8 @@ FORMAT_VERSION = 1
 SUFFIX = ".wvtrace"
 _ALIGN = 64
 _ARRAYS = ("prefill_ids", "decode_ids", "prefill_offsets", "decode_offsets")
-_SAMPLE = 1 << 16  # bytes checksummed at each of a few places in the data
+_SAMPLE = 1 << 16
+SYNTH_KEY_PREFIX = "synth:"  # source keys of caches written by `waferview synth`  # bytes checksummed at each of a few places in the data
 
 
 class CacheCorrupt(InputError):
@@ -151,7 +152,8 @@ def load_cache(path: str | os.PathLike) -> tuple[TraceArrays, dict]:
         raise CacheCorrupt(f"{path}: malformed cache ({e})") from None
     trace = TraceArrays(model, arrays["prefill_ids"], arrays["decode_ids"], arrays["prefill_offsets"],
                         arrays["decode_offsets"], tuple(header["request_names"]),
-                        tuple(header["skipped"]), header.get("source", str(path)))
+                        tuple(header["skipped"]), header.get("source", str(path)),
+                        synthetic=str(header.get("source_key", "")).startswith(SYNTH_KEY_PREFIX))
     return trace, header
 
 

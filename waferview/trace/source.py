@@ -78,7 +78,8 @@ def load_cache_source(path: Path, spec: ModelSpec | None, strict: bool, label: s
         raise InputError(f"{label}: the cache holds {trace.model.key} traces, not {spec.key} (--model)")
     if strict:
         raise_first_skipped(trace, lambda rel: rel)
-    return dataclasses.replace(trace, source=label)
+    # keep the provenance visible wherever the source is named
+    return dataclasses.replace(trace, source=f"{label} (synthetic)" if trace.synthetic else label)
 
 
 def _load_default(spec: ModelSpec | None, strict: bool) -> TraceArrays:
