@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from waferview.cli.main import main
-from waferview.trace.cache import load_cache, save_cache
+from waferview.trace.cache import save_cache
 from waferview.trace.source import load_source
 from waferview.tui.app import make_app
 from waferview.tui.diegrid import DieGrid
