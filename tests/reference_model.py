@@ -230,7 +230,8 @@ class RefSim:
                 if hops <= 1:
                     holder = src == d
                     key = t(d) if holder else t(d) + (read_link + hops * self.hw.hop_latency_ns)
-                    cands.append((key, not holder, d, src))
+                    rank = 0 if d == self.home[e] else (1 if holder else 2)   # ties: home, other holders, others
+                    cands.append((key, rank, d, src))
             cands.sort()
             cands = cands[:min(len(cands), max(self.max_split, r // thr))]
             assigned = {}
@@ -239,7 +240,8 @@ class RefSim:
                 b = min(self.block_size, left)
                 tb = b * per_token
                 best = None
-                for _, not_holder, d, src in cands:
+                for _, rank, d, src in cands:
+                    not_holder = rank == 2
                     first = d not in assigned
                     x = est[d]
                     if not not_holder:

@@ -359,3 +359,14 @@ def test_no_mode_beats_the_ceiling():
             assert s["throughput_tokens_per_s"] <= bound
             best = max(best, s["throughput_tokens_per_s"])
     assert best > 0.3 * bound   # and the bound is not vacuous
+
+
+def test_allo_breaks_ties_between_holders_toward_the_home_die():
+    # expert 1 (home die 1) also has a copy on die 0; nothing placed yet, so both holders cost one HBM read:
+    # the home die wins the tie (the copy holder has the lower id). With the copy on die 3 instead, the same.
+    trace = trace_from_rows(MODEL, [([[[1]]], [])])
+    for copy_die in (0, 3):
+        engine = Engine(trace, hw2x2(), placement="allo", predictor="off")
+        engine.copies[0, copy_die, 1] = 1
+        f = engine.step()
+        assert f.die_tokens.tolist() == [0, 1, 0, 0] and f.hops == 0

@@ -9,7 +9,8 @@ Experts are placed coldest first, hottest last (ties: lower id first). For an ex
     neighbours. A candidate that holds the expert reads it locally; any other reads it from its nearest
     holder (the engine's rule: smallest distance, ties home, then lowest id).
   - candidates are ranked by est(d), plus for non-holders the transfer time
-    (expert bytes over the link rate + hops x hop latency); ties: holders first, then lower die id.
+    (expert bytes over the link rate + hops x hop latency); ties: the home die, then other holders, then
+    lower die id (the engine's nearest-holder order: home first).
   - the first m = min(#candidates, max(max_split, r // max(mean tokens per active expert, 512)))
     candidates are used (the mean is an integer: total tokens // active experts).
   - tokens go in blocks of block_size, each to the candidate minimising max(est of the executing die,
@@ -86,9 +87,12 @@ def allo_tasks(counts, home, copies_l, dist, expert_bytes, flops_per_token, flop
                 base = max(max(est_cl[d], est_dram[d]), est_d2d[d]) + est_cr[d]
                 if not holder[d]:
                     base += read_link + dist[d, s] * hop_latency
-                # insertion sort by (key, not holder, id); d ascending so id ties are already in order
+                # insertion sort by (key, rank, id), rank 0 = home, 1 = other holder, 2 = not a holder;
+                # d ascending so id ties are already in order
+                rank_d = 0 if d == home[e] else (1 if holder[d] else 2)
                 i = n_cand
-                while i > 0 and (key[i - 1] > base or (key[i - 1] == base and holder[d] and not holder[cand[i - 1]])):
+                while i > 0 and (key[i - 1] > base or (key[i - 1] == base and rank_d < (
+                        0 if cand[i - 1] == home[e] else (1 if holder[cand[i - 1]] else 2)))):
                     key[i] = key[i - 1]
                     cand[i] = cand[i - 1]
                     i -= 1
