@@ -224,7 +224,7 @@ def test_fast_agrees_with_reference_on_synthetic_batches(model):
 def test_cli_json_on_shipped_default(capsys):
     assert main(["insights", "--json", "--model", "llama4"]) == 0
     out = orjson.loads(capsys.readouterr().out)
-    assert out["model"] == "llama4" and out["source"].endswith("llama4.wvtrace")
+    assert out["model"] == "llama4" and out["source"].startswith("assets/llama4.wvtrace")
     assert set(FIGURES) <= set(out["figures"])
     assert out["paper"]["next_token_top20_coverage"] == 0.80
     assert out["figures"]["pair_coactivation_vs_random"] is None      # top-1 model
