@@ -7,6 +7,8 @@ decode step s holds one row of every request whose decode length >= s; steps = 1
 
 Per (step, layer) the batch collapses to counts c[e] = token selections of expert e, computed once
 per (trace, batch, seed) by a numba kernel and shared by every engine on that batch (compare's runs).
+The kernel goes through the requests in chunks and releases each chunk's mapped pages (sim.pages), so
+a large memory-mapped trace does not stay resident.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from waferview.errors import InputError
+from waferview.sim.pages import release_requests, request_chunks
 from waferview.trace.arrays import TraceArrays
 
 
@@ -118,8 +121,10 @@ def batch_counts(trace: TraceArrays, batch: Batch) -> np.ndarray:
         if key not in memo:
             m = trace.model
             out = np.zeros((batch.steps, m.moe_layers, m.num_experts), dtype=np.int64)
-            _batch_counts(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
-                          batch.requests, batch.weights, out)
+            for i0, i1 in request_chunks(trace, batch.requests):   # sums: the chunking changes nothing
+                _batch_counts(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
+                              batch.requests[i0:i1], batch.weights[i0:i1], out)
+                release_requests(trace, batch.requests[i0:i1])
             out.setflags(write=False)
             remember(memo, key, out)
         return memo[key]

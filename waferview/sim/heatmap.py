@@ -9,6 +9,9 @@ with the largest positive counts (ties: lower id first); experts never seen afte
 The heatmap depends only on the batch (not on mesh or placement), so the top-n sets of every
 (step, layer, row) are computed once per (trace, batch, seed, n) and stored as bit masks:
 bits[steps, L, E, W] uint64 with W = ceil(E / 64); bit b of row a set <=> b in top-n(H[a]).
+Layers are done in groups (about GATHER_BYTES of gathered decode rows each); each group reads the
+batch's rows in request chunks and releases their mapped pages (sim.pages), so a memory-mapped trace
+does not stay resident. Counts are integer sums, so grouping and chunking change no result.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from waferview.sim.batch import Batch, memo_for, remember
+from waferview.sim.pages import release_requests, request_chunks
 from waferview.trace.arrays import TraceArrays
 
 
@@ -140,41 +145,51 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, top_n, out):
-    """Layer by layer (in parallel): seed H from prefill pairs, then step by step update and select.
-    Layer-outer keeps one E x E table hot in cache; each layer's decode ids are first gathered
-    step-major (one sequential pass) so the step loop does not jump across the whole trace."""
-    steps = out.shape[0]
-    L = prefill_ids.shape[1]
+def _gather_chunk(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, i0, i1, l0, H, last_prefill,
+                  gathered):
+    """For layers l0 .. l0+G-1 (in parallel) and the batch's requests i0..i1-1: add the prefill pairs to
+    H[g] and copy each request's last prefill row and its decode rows into last_prefill[g] and gathered[g]
+    (step-major), so the step loop does not go back to the trace."""
+    G = H.shape[0]
     k = prefill_ids.shape[2]
-    E = out.shape[2]
-    U = requests.shape[0]
-    dec_len = np.empty(U, dtype=np.int64)
-    for i in range(U):
-        dec_len[i] = dec_off[requests[i] + 1] - dec_off[requests[i]]
-    for l in prange(L):
-        H = np.zeros((E, E), dtype=np.int64)
-        keys = np.empty(E, dtype=np.int64)
-        member = np.zeros((E, E), dtype=np.uint8)
-        n_member = np.zeros(E, dtype=np.int64)
-        bits = np.zeros((E, out.shape[3]), dtype=np.uint64)
-        last_prefill = np.empty((U, k), dtype=prefill_ids.dtype)
-        gathered = np.empty((max(steps - 1, 1), U, k), dtype=decode_ids.dtype)
-        for i in range(U):
+    for g in prange(G):
+        l = l0 + g
+        Hg = H[g]
+        for i in range(i0, i1):
             r = requests[i]
             w = weights[i]
             for row in range(pre_off[r], pre_off[r + 1] - 1):
                 for j in range(k):
                     a = prefill_ids[row, l, j]
                     for jj in range(k):
-                        H[a, prefill_ids[row + 1, l, jj]] += w
+                        Hg[a, prefill_ids[row + 1, l, jj]] += w
             if pre_off[r + 1] > pre_off[r]:
                 for j in range(k):
-                    last_prefill[i, j] = prefill_ids[pre_off[r + 1] - 1, l, j]
-            for s in range(dec_len[i]):
+                    last_prefill[g, i, j] = prefill_ids[pre_off[r + 1] - 1, l, j]
+            for s in range(dec_off[r + 1] - dec_off[r]):
                 for j in range(k):
-                    gathered[s, i, j] = decode_ids[dec_off[r] + s, l, j]
-        _rows_top_n(H, top_n, member, n_member, bits, out[0, l], keys, True)
+                    gathered[g, s, i, j] = decode_ids[dec_off[r] + s, l, j]
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def _select_steps(pre_off, dec_off, requests, weights, H, last_prefill, gathered, top_n, l0, out):
+    """Layers l0 .. l0+G-1 (in parallel): top-n of the seeded H, then step by step update and select."""
+    steps = out.shape[0]
+    E = out.shape[2]
+    G = H.shape[0]
+    k = last_prefill.shape[2]
+    U = requests.shape[0]
+    dec_len = np.empty(U, dtype=np.int64)
+    for i in range(U):
+        dec_len[i] = dec_off[requests[i] + 1] - dec_off[requests[i]]
+    for g in prange(G):
+        l = l0 + g
+        Hg = H[g]
+        keys = np.empty(E, dtype=np.int64)
+        member = np.zeros((E, E), dtype=np.uint8)
+        n_member = np.zeros(E, dtype=np.int64)
+        bits = np.zeros((E, out.shape[3]), dtype=np.uint64)
+        _rows_top_n(Hg, top_n, member, n_member, bits, out[0, l], keys, True)
         for s in range(1, steps):
             for i in range(U):
                 if dec_len[i] < s:
@@ -185,15 +200,44 @@ def _heatmap_top_bits(prefill_ids, decode_ids, pre_off, dec_off, requests, weigh
                     if pre_off[r + 1] == pre_off[r]:
                         continue
                     for j in range(k):
-                        a = last_prefill[i, j]
+                        a = last_prefill[g, i, j]
                         for jj in range(k):
-                            H[a, gathered[0, i, jj]] += w
+                            Hg[a, gathered[g, 0, i, jj]] += w
                 else:
                     for j in range(k):
-                        a = gathered[s - 2, i, j]
+                        a = gathered[g, s - 2, i, j]
                         for jj in range(k):
-                            H[a, gathered[s - 1, i, jj]] += w
-            _rows_top_n(H, top_n, member, n_member, bits, out[s, l], keys, False)
+                            Hg[a, gathered[g, s - 1, i, jj]] += w
+            _rows_top_n(Hg, top_n, member, n_member, bits, out[s, l], keys, False)
+
+
+GATHER_BYTES = 256 << 20   # decode rows of a group of layers held at once (layers are done in groups)
+
+
+def _heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int, out: np.ndarray) -> None:
+    """Groups of layers, each: one chunked pass over the batch's rows (releasing pages as it goes) that
+    seeds H from prefill pairs and gathers the decode rows, then the step loop on the gathered rows."""
+    steps, L, E = out.shape[0], out.shape[1], out.shape[2]
+    k = trace.model.top_k
+    U = len(batch.requests)
+    per_layer = max(steps - 1, 1) * U * k * trace.decode_ids.dtype.itemsize
+    group = int(max(1, min(L, GATHER_BYTES // max(per_layer, 1))))
+    threads = numba.get_num_threads()
+    if threads < group < L:   # whole rounds of layers per thread (the layer loops are parallel)
+        group -= group % threads
+    chunks = request_chunks(trace, batch.requests)
+    for l0 in range(0, L, group):
+        G = min(group, L - l0)
+        H = np.zeros((G, E, E), dtype=np.int64)
+        # only entries the trace fills are read back (rows of existing prefill / decode steps)
+        last_prefill = np.empty((G, U, k), dtype=trace.prefill_ids.dtype)
+        gathered = np.empty((G, max(steps - 1, 1), U, k), dtype=trace.decode_ids.dtype)
+        for i0, i1 in chunks:
+            _gather_chunk(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
+                          batch.requests, batch.weights, i0, i1, l0, H, last_prefill, gathered)
+            release_requests(trace, batch.requests[i0:i1])
+        _select_steps(trace.prefill_offsets, trace.decode_offsets, batch.requests, batch.weights, H, last_prefill,
+                      gathered, top_n, l0, out)
 
 
 _parallel_lock = threading.Lock()
@@ -213,8 +257,7 @@ def heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int) -> np.ndarray
             words = (m.num_experts + 63) // 64
             out = np.zeros((batch.steps, m.moe_layers, m.num_experts, words), dtype=np.uint64)
             with _parallel_lock:  # numba's default threading layer must not be entered by two threads
-                _heatmap_top_bits(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
-                                  batch.requests, batch.weights, int(top_n), out)
+                _heatmap_top_bits(trace, batch, int(top_n), out)
             out.setflags(write=False)
             remember(memo, key, out)
         return memo[key]

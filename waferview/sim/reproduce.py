@@ -27,10 +27,12 @@ MODELS = ("deepseek", "kimi", "llama4", "qwen3")
 STRATEGIES = ("EP", "Pred Only", "Allo Only", "Allo+Pred")
 
 
-def ceiling(trace, hardware, batch: int, seed: int = 0) -> float:
+def ceiling(trace, hardware, batch: int, seed: int = 0, bytes_per_param: float = 2.0) -> float:
     """Decode tokens/s no placement can beat in this model: per decode layer, perfect balance, every active
     expert read once from a local HBM, no links: max(weights / (D x HBM rate), compute / (D x compute rate))
     + the HBM latency."""
+    from waferview.wafer.placement import expert_bytes
+
     m = trace.model
     b = select_batch(trace, batch, seed)
     counts = batch_counts(trace, b)[1:]
@@ -39,7 +41,7 @@ def ceiling(trace, hardware, batch: int, seed: int = 0) -> float:
     D = hardware.num_dies
     hbm = hardware.hbm_bytes_per_ns * hardware.hbm_eff(m.key)
     flops = hardware.die_tflops * 1e3 * hardware.compute_eff(m.key, b.size)
-    floor = np.maximum(active * m.expert_bytes / (D * hbm), selections * m.flops_per_token / (D * flops))
+    floor = np.maximum(active * expert_bytes(m, bytes_per_param) / (D * hbm), selections * m.flops_per_token / (D * flops))
     total_ns = float((floor + hardware.hbm_latency_ns).sum())
     return b.decode_tokens / (total_ns * 1e-9) if total_ns > 0 else float("nan")
 
