@@ -370,3 +370,19 @@ def test_allo_breaks_ties_between_holders_toward_the_home_die():
         engine.copies[0, copy_die, 1] = 1
         f = engine.step()
         assert f.die_tokens.tolist() == [0, 1, 0, 0] and f.hops == 0
+
+
+def test_shape_check_names_each_failed_clause():
+    from waferview.sim.reproduce import shape_check
+
+    def row(strategy, tput, hops, hop_red, remote=1):
+        return {"strategy": strategy, "sweep_mesh": "8x3", "sweep_batch": 4096, "throughput_tokens_per_s": tput,
+                "hops": hops, "hop_reduction_vs_base": hop_red, "remote_read_bytes": remote}
+
+    good = [row("Base", 100, 1000, 1.0), row("EP", 300, 0, None, 0), row("Pred Only", 150, 500, 2.0),
+            row("Allo Only", 400, 10, 100.0), row("Allo+Pred", 400, 5, 200.0)]
+    bad = [row("Base", 100, 1000, 1.0), row("EP", 300, 0, None, 0), row("Pred Only", 100, 1000, 1.0),
+           row("Allo Only", 400, 50, 20.0), row("Allo+Pred", 390, 50, 20.0)]
+    text = shape_check({"a": {"rows": good}, "b": {"rows": bad}}).splitlines()
+    assert text[0].startswith("a 8x3 4096: passes (Base 100, Pred Only 150, Allo Only 400, Allo+Pred 400 tok/s")
+    assert text[1].startswith("b 8x3 4096: fails Allo+Pred >= Allo Only; Pred Only > Base (")

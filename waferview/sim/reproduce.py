@@ -1,6 +1,7 @@
 """Regenerate REPRODUCTION.md's throughput and hop-reduction tables.
 
     python -m waferview.sim.reproduce [--dir DIR] [--requests 16384] [--models qwen3,deepseek,llama4,kimi]
+                                      [--bytes-per-param 2] [--eviction lru]
 
 For each model: a synthetic trace of `requests` requests (written once to DIR/<model>-<requests>.wvtrace by
 waferview.trace.synth, seed 0), the paper's sweep (5 strategies x 5x5/8x3 x batches 4096/8192/16384), and
@@ -96,6 +97,31 @@ def headline(results: dict) -> str:
     return "\n".join(out)
 
 
+def shape_check(results: dict, mesh: str = "8x3", batch: int = 4096) -> str:
+    """The issue's acceptance, clause by clause, per model on one mesh and batch: EP moves no weights;
+    Allo+Pred >= Allo Only > Pred Only > Base in throughput; Allo Only's hop reduction well above Pred Only's
+    (taken as at least 10x Pred Only's)."""
+    out = []
+    for model, res in results.items():
+        rs = {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
+        tput = {k: r["throughput_tokens_per_s"] for k, r in rs.items()}
+        hop = {k: r["hop_reduction_vs_base"] for k, r in rs.items()}
+        ep_ok = rs["EP"]["remote_read_bytes"] == 0 and rs["EP"]["hops"] == 0
+        clauses = [("EP moves no weights", ep_ok),
+                   ("Allo+Pred >= Allo Only", tput["Allo+Pred"] >= tput["Allo Only"]),
+                   ("Allo Only > Pred Only", tput["Allo Only"] > tput["Pred Only"]),
+                   ("Pred Only > Base", tput["Pred Only"] > tput["Base"]),
+                   ("hop red. Allo Only >= 10x Pred Only's", hop["Allo Only"] is not None and hop["Pred Only"] is not None
+                    and hop["Allo Only"] >= 10 * hop["Pred Only"])]
+        failed = [name for name, ok in clauses if not ok]
+        figures = (f"Base {tput['Base']:,.0f}, Pred Only {tput['Pred Only']:,.0f}, Allo Only {tput['Allo Only']:,.0f}, "
+                   f"Allo+Pred {tput['Allo+Pred']:,.0f} tok/s; hop red. Pred Only {_hop(hop['Pred Only'])}, "
+                   f"Allo Only {_hop(hop['Allo Only'])}")
+        out.append(f"{model} {mesh} {batch}: " + ("passes" if not failed else "fails " + "; ".join(failed))
+                   + f" ({figures})")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     import resource
 
@@ -106,7 +132,13 @@ def main(argv=None) -> int:
     p.add_argument("--dir", default="reproduce", help="where the synthetic caches and reproduce.json go")
     p.add_argument("--requests", type=int, default=16384)
     p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--bytes-per-param", type=float, default=2.0,
+                   help="expert weight precision (default 2 = BF16; 1 = FP8 is the variant where Kimi fits)")
+    p.add_argument("--eviction", default="lru", choices=("lru", "never"))
     args = p.parse_args(argv)
+    from waferview.policies.base import PolicyOptions
+
+    options = PolicyOptions(bytes_per_param=args.bytes_per_param, eviction=args.eviction)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -117,17 +149,23 @@ def main(argv=None) -> int:
             generate_to_cache(model, args.requests, 0, path)
         trace, _ = load_cache(path)
         cpu = time.process_time()
-        res = paper_sweep(trace)
+        res = paper_sweep(trace, options=options)
         res["cpu_seconds"] = time.process_time() - cpu
-        res["ceiling"] = {f"{mesh} {batch}": ceiling(trace, load_hardware(mesh), batch)
+        res["ceiling"] = {f"{mesh} {batch}": ceiling(trace, load_hardware(mesh), batch,
+                                                     bytes_per_param=args.bytes_per_param)
                           for mesh in PAPER_MESHES for batch in PAPER_BATCHES}
         results[model] = res
         print(f"{model}: sweep {res['seconds']:.1f} s", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (folder / "reproduce.json").write_text(json.dumps({"results": results, "peak_rss_mb": peak}))
+    variant = "" if (args.bytes_per_param, args.eviction) == (2.0, "lru") else \
+        f"-bpp{args.bytes_per_param:g}-{args.eviction}"
+    (folder / f"reproduce{variant}.json").write_text(json.dumps({"results": results, "peak_rss_mb": peak,
+                                                                 "options": vars(args)}))
     print(run_table(results))
     print()
     print(headline(results))
+    print()
+    print(shape_check(results))
     print(f"peak RSS {peak:.0f} MB")
     return 0
 
