@@ -208,12 +208,12 @@ async def test_numbers_at_the_end_equal_summary_json(tmp_path, capsys):
         shown = app.state.main.summary
         assert shown == expected                          # the very same fields and values
         # and what is on screen: every field of the summary screen, as `waferview summary` prints it
-        from waferview.report.summary import _fmt
+        from waferview.report.summary import format_value
         lines = str(app.screen.query_one("#summary-text").render()).splitlines()
         table = {line.split()[0]: line.split(None, 1)[1].strip() for line in lines if line.strip()}
         for key, value in expected.items():
             if key != "skipped":
-                assert table[key] == _fmt(value), key
+                assert table[key] == format_value(value), key
         # the side panel's numbers are the same run's totals
         await pilot.press("escape")
         panel = str(app.query_one(StatsPanel).render())

@@ -21,11 +21,10 @@ def add_arguments(p):
 def simulate(trace, args, placement=None, predictor=None) -> dict:
     """Trace facts + the summary fields of one run to the end."""
     from waferview.cli.common import engine_from_args, run_with_progress
+    from waferview.report.summary import summary_fields
 
     engine = engine_from_args(args, trace, placement=placement, predictor=predictor)
-    fields = trace.facts()
-    fields.update(run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
-    return fields
+    return summary_fields(trace, run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
 
 
 def run(args) -> int:

@@ -34,7 +34,14 @@ FIELD_DOCS = {
 HELP_EPILOG = "summary fields:\n" + "\n".join(f"  {k:<24} {v}" for k, v in FIELD_DOCS.items())
 
 
-def _fmt(value) -> str:
+def summary_fields(trace, engine_summary: dict) -> dict:
+    """What `summary --json` prints for one run: the trace facts, then the engine's summary fields.
+    The CLI, compare and the live view all build their numbers here, so they cannot disagree."""
+    return {**trace.facts(), **engine_summary}
+
+
+def format_value(value) -> str:
+    """One summary value as the tables print it."""
     if isinstance(value, bool) or value is None:
         return {True: "yes", False: "no", None: "-"}[value]
     if isinstance(value, float):
@@ -54,7 +61,7 @@ def format_table(fields: dict, title: str = "") -> str:
     if fields.get("fits_in_hbm") is False:
         lines.append(f"  WARNING: {fields.get('hbm_note') or 'the model does not fit the wafer HBM'}")
     for key, value in fields.items():
-        lines.append(f"  {key:<{width}}  {_fmt(value)}")
+        lines.append(f"  {key:<{width}}  {format_value(value)}")
     for item in fields.get("skipped") or []:
         lines.append(f"    skipped {item['file']}: {item['reason']}")
     return "\n".join(lines)

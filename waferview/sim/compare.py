@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from waferview.policies import PAPER_STRATEGIES
+from waferview.report.summary import summary_fields
 from waferview.sim.engine import Engine
 
 PAPER_MESHES = ("5x5", "8x3")
@@ -33,9 +34,7 @@ def compare(trace, hardware, strategies=PAPER_STRATEGIES, *, batch=None, seed=0,
     for _, p, q in (("Base", "base", "off"),) + tuple(strategies):
         if (p, q) not in results:
             engine = Engine(trace, hardware, batch=batch, seed=seed, placement=p, predictor=q, options=options)
-            fields = trace.facts()
-            fields.update(run(engine))
-            results[(p, q)] = fields
+            results[(p, q)] = summary_fields(trace, run(engine))
     base = results[("base", "off")]
     rows = []
     for name, p, q in strategies:

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from waferview.policies import PLACEMENTS, PREDICTORS
+from waferview.report.summary import summary_fields
 from waferview.tui.diegrid import DieGrid
 from waferview.tui.driver import DEFAULT_SPEED, ReplayDriver, ViewState
 from waferview.tui.panels import ComparePanel, HeaderBar, Legend, StatsPanel, modes_label, per_second
@@ -284,7 +285,7 @@ class WaferviewApp(App):
 def _default_summarize(trace):
     def summarize(engine) -> dict:
         # exactly what `waferview summary --json` prints: the trace facts, then the engine's summary
-        return {**trace.facts(), **engine.summary()}
+        return summary_fields(trace, engine.summary())
     return summarize
 
 

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from waferview.report.summary import _fmt as format_value
+from waferview.report.summary import format_value
 
 KEYS = (
     ("space", "pause / resume (PAUSED shows top right)"),
