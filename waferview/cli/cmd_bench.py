@@ -19,7 +19,7 @@ synthetic input (so a noisy machine still gives comparable figures), with the ta
   peak_rss_mb                   a batch-16384 Qwen run in a child process                       < 2 GB
   cold_start_s, warm_start_s    `waferview summary` on the shipped default, fresh numba cache
                                 then reused                                                      warm < 2 s
-The full run takes about 15 minutes on 2 cores and needs ~8 GB of free disk in the temp folder;
+The full run takes 5-15 minutes on 2 cores and needs ~9 GB of free disk in the temp folder;
 --quick takes under 3 minutes with smaller synthetic pools (stated in the output)."""
 
 
