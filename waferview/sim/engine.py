@@ -34,7 +34,9 @@ class Engine:
     run(progress=None) -> dict  to the end; progress(position, total) now and then; returns summary()
     summary() -> dict           the summary fields so far (fresh dict)
     done, position, total, mesh, placement, predictor, set_placement(name), set_predictor(name),
-    fits_in_hbm, hbm_note, batch_note, batch (the Batch: size, requests, weights, steps), counts.
+    fits_in_hbm, hbm_note, batch_note, batch (the Batch: size, requests, weights, steps), counts,
+    expert_bytes and bytes_per_param (options.bytes_per_param, 2 = BF16), eviction (options.eviction, lru by
+    default), base_next (the base placement's round-robin pointer: run state, kept across mode switches).
     Unknown mode names raise InputError; a mode change applies from the next layer.
     """
 
