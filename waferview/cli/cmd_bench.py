@@ -11,7 +11,8 @@ synthetic input (so a noisy machine still gives comparable figures), with the ta
                                 same batch, every placement x predictor mode; the smallest   >= 100x
   engine_layers_per_s, engine_token_selections_per_s   allo/heatmap on 5x5, Qwen and DeepSeek,
                                 batches 4096 and 16384
-  ingest_vs_raw_orjson          JSON -> cache MB/s over plain orjson.loads of the same bytes    >= 0.7
+  ingest_vs_raw_orjson          JSON -> cache MB/s over orjson.loads of the same bytes (GC      >= 0.7
+                                paused: the parse alone); the GC-on ratio is shown beside it
   cache_bytes_over_json_bytes   per model                                                      <= 1/20
   sweep_seconds                 the paper sweep of one model: 5 strategies x 2 meshes x batches
                                 4096/8192/16384 = 30 runs                                       < 120 s
