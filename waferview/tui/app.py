@@ -311,7 +311,10 @@ def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placem
     facts = f"{trace.model.key} · {hardware.width}x{hardware.height} · batch {batch_shown:,}{reused} · {source}"
     notes = []
     if not engine.fits_in_hbm:
-        tb = trace.model.total_expert_bytes / 1e12
+        # at the precision the engine runs (--bytes-per-param), not the model's BF16 default
+        capacity = getattr(engine, "capacity", None)
+        per_expert = getattr(capacity, "expert_bytes", 0) or trace.model.expert_bytes
+        tb = per_expert * trace.model.num_experts * trace.model.moe_layers / 1e12
         notes.append(f"! {trace.model.key}: {tb:.2f} TB of expert weights do not fit this wafer's usable HBM "
                      f"({hardware.num_dies} x {hardware.usable_hbm_bytes / 1e9:.0f} GB); simulated anyway, "
                      "no room for copies")
