@@ -25,6 +25,9 @@ from waferview.wafer.mesh import Mesh
 from waferview.wafer.placement import capacity, home_dies
 
 
+_NO_PREDICTION = np.zeros(0, dtype=np.bool_)
+
+
 class Engine:
     """One batch of a trace replayed on one wafer.
 
@@ -89,13 +92,13 @@ class Engine:
         self._die_d2d_bytes = np.zeros(D, dtype=np.int64)
         self.total = self.batch.steps * L
         self.position = 0
-        self._t = {k: 0 for k in ("hops", "remote_read_bytes", "local_read_bytes", "local_write_bytes",
-                                  "header_bytes", "weight_reads", "local_weight_reads", "copy_reads", "copies_made",
-                                  "evictions", "token_selections", "decode_token_layers", "pred_hits",
-                                  "pred_size", "next_active")}
-        self._t.update(decode_time_ns=0.0, prefill_time_ns=0.0, busy_sum_ns=0.0, busy_max_sum_ns=0.0,
-                       layer_time_sum_ns=0.0)
-        self._pred_layers = 0
+        self._evict_lru = self.options.eviction == "lru"
+        self._step_tokens = [int(x) for x in self.batch.tokens_per_step]
+        # run totals (kernels.ACC_*), and the last layer's own figures (for step()'s Frame)
+        self._acc_i = np.zeros(kernels.ACC_I_SIZE, dtype=np.int64)
+        self._acc_f = np.zeros(kernels.ACC_F_SIZE)
+        self._layer_out = np.zeros(8)
+        self._last_task_count = 0
         self._heat = None
         self.base_next = 0   # base placement's round-robin pointer: the next die to receive an active expert
 
@@ -142,20 +145,23 @@ class Engine:
         """Simulate the next (step, layer) and return its Frame, or None when the run is finished."""
         if self.done:
             return None
-        r = self._advance()
-        step, layer = r["step"], r["layer"]
+        step, layer = divmod(self.position, self.num_layers)
+        placement, predictor = self.placement, self.predictor
+        selections = self._advance()
+        out = self._layer_out
+        copies_made = int(out[6])
         return Frame(
             seq=self.position, total=self.total, step=step, layer_index=layer,
             layer_id=self.model.moe_layer_ids[layer], phase="prefill" if step == 0 else "decode",
-            placement=r["placement"], predictor=r["predictor"], token_selections=r["token_selections"],
+            placement=placement, predictor=predictor, token_selections=int(selections),
             die_busy_ns=self._die_busy.copy(), die_tokens=self._die_tokens.copy(),
             die_copies=self.copies[layer].sum(axis=1, dtype=np.int64),
-            link_bytes=self._link_bytes.copy(), layer_time_ns=r["layer_time_ns"],
-            local_read_bytes=r["local_read_bytes"], remote_read_bytes=r["remote_read_bytes"],
-            local_write_bytes=r["local_write_bytes"], hops=r["hops"], weight_reads=r["weight_reads"],
-            local_weight_reads=r["local_weight_reads"], totals=self.summary(),
+            link_bytes=self._link_bytes.copy(), layer_time_ns=float(out[0]),
+            local_read_bytes=int(out[1]), remote_read_bytes=int(out[2]),
+            local_write_bytes=copies_made * self.expert_bytes, hops=int(out[3]),
+            weight_reads=self._last_task_count, local_weight_reads=int(out[5]), totals=self.summary(),
             die_hbm_bytes=self._die_hbm_bytes.copy(), die_d2d_in_bytes=self._die_d2d_bytes.copy(),
-            header_bytes=r["header_bytes"], copies_made=r["copies_made"], evictions=r["evictions"])
+            header_bytes=int(out[4]), copies_made=copies_made, evictions=int(out[7]))
 
     def run(self, progress=None) -> dict:
         """Simulate to the end; `progress(position, total)` is called now and then. Returns summary()."""
@@ -168,80 +174,62 @@ class Engine:
             progress(self.position, self.total)
         return self.summary()
 
-    def _advance(self) -> dict:
-        step, layer = divmod(self.position, self.num_layers)
+    def _advance(self) -> int:
+        """Simulate the next (step, layer); the run totals go to _acc_i/_acc_f, the layer's own figures to
+        _layer_out (what step() puts in the Frame). Returns the layer's token selections."""
+        position = self.position
+        step, layer = divmod(position, self.num_layers)
         counts = self.counts[step, layer]
         copies_l = self.copies[layer]
-        placement, predictor = self._placement, self._predictor
-        task_e, task_d, task_tok = placement.tasks(self, step, layer, counts, copies_l)
+        predictor = self._predictor
+        task_e, task_d, task_tok = self._placement.tasks(self, step, layer, counts, copies_l)
         task_e = np.ascontiguousarray(task_e, dtype=np.int64)
         task_d = np.ascontiguousarray(task_d, dtype=np.int64)
         task_tok = np.ascontiguousarray(task_tok, dtype=np.int64)
         task_src = kernels.resolve_sources(task_e, task_d, self.home, copies_l, self.dist)
-        now = self.position
-        copy_reads = kernels.touch_copies(layer, task_e, task_d, task_src, self.home, self.copies, self.last_used, now,
-                             self._lru_prev, self._lru_next, self._lru_head, self._lru_tail)
         want, predicted = predictor.wanted(self, step, layer, task_e, task_d, task_src)
-        copied = np.zeros(len(task_e), dtype=np.bool_)
-        evictions = kernels.apply_copies(layer, np.ascontiguousarray(want, dtype=np.bool_), task_e, task_d,
-                                         task_src, self.copies, self.copy_count, self.copy_slots,
-                                         self.last_used, now, self.eviction == "lru", self._lru_prev,
-                                         self._lru_next, self._lru_head, self._lru_tail, copied)
-        copy_writes = np.bincount(task_d[copied], minlength=self.num_dies).astype(np.int64)
-        (layer_time, busy_sum, busy_max, local_b, remote_b, hops, headers, local_reads) = kernels.layer_costs(
-            task_e, task_d, task_tok, task_src, copy_writes, self.dist, self.mesh.route_offsets,
-            self.mesh.route_links, self.mesh.num_links, self.expert_bytes, self.hardware.request_header_bytes,
-            self.flops_per_token, self.flops_per_ns, self.hbm_rate, self.link_rate,
-            self.hardware.hbm_latency_ns, self.hardware.hop_latency_ns,
-            self._die_busy, self._die_tokens, self._link_bytes, self._die_hbm_bytes, self._die_d2d_bytes)
-        n_copied = int(copied.sum())
-        t = self._t
-        selections = int(task_tok.sum())
-        t["token_selections"] += selections
-        t["hops"] += int(hops)
-        t["remote_read_bytes"] += int(remote_b)
-        t["local_read_bytes"] += int(local_b)
-        t["local_write_bytes"] += n_copied * self.expert_bytes
-        t["header_bytes"] += int(headers)
-        t["weight_reads"] += len(task_e)
-        t["local_weight_reads"] += int(local_reads)
-        t["copies_made"] += n_copied
-        t["copy_reads"] += int(copy_reads)
-        t["evictions"] += int(evictions)
-        t["busy_sum_ns"] += busy_sum
-        t["busy_max_sum_ns"] += busy_max
-        t["layer_time_sum_ns"] += layer_time
-        if step == 0:
-            t["prefill_time_ns"] += layer_time
+        has_next = step + 1 < self.batch.steps
+        if not (predictor.active and has_next):
+            pred_mode, predicted = kernels.PRED_NONE, _NO_PREDICTION
+        elif predicted is None:  # the mode's prediction is what it copied
+            pred_mode, predicted = kernels.PRED_COPIED, _NO_PREDICTION
         else:
-            t["decode_time_ns"] += layer_time
-            t["decode_token_layers"] += int(self.batch.tokens_per_step[step])
-        nxt = self.next_active(step, layer)
-        if predictor.active and nxt is not None:
-            if predicted is None:  # the mode's prediction is what it copied
-                predicted = np.zeros(self.num_experts, dtype=np.bool_)
-                predicted[task_e[copied]] = True
-            t["pred_hits"] += int((predicted & nxt).sum())
-            t["pred_size"] += int(predicted.sum())
-            t["next_active"] += int(nxt.sum())
-            self._pred_layers += 1
-        self.position += 1
-        return {"step": step, "layer": layer, "placement": placement.name, "predictor": predictor.name,
-                "token_selections": selections, "layer_time_ns": float(layer_time),
-                "local_read_bytes": int(local_b), "remote_read_bytes": int(remote_b),
-                "local_write_bytes": n_copied * self.expert_bytes, "hops": int(hops),
-                "weight_reads": len(task_e), "local_weight_reads": int(local_reads),
-                "header_bytes": int(headers), "copies_made": n_copied, "evictions": int(evictions)}
+            pred_mode, predicted = kernels.PRED_GIVEN, np.ascontiguousarray(predicted, dtype=np.bool_)
+        self._last_task_count = len(task_e)
+        hw, mesh = self.hardware, self.mesh
+        selections = kernels.finish_layer(
+            step, layer, position, np.ascontiguousarray(want, dtype=np.bool_), task_e, task_d, task_tok, task_src,
+            self.home, self.copies, self.copy_count, self.copy_slots, self.last_used, self._evict_lru,
+            self._lru_prev, self._lru_next, self._lru_head, self._lru_tail, np.empty(len(task_e), dtype=np.bool_),
+            pred_mode, predicted, self.counts[step + 1 if has_next else step, layer],
+            self._step_tokens[step], self.dist, mesh.route_offsets, mesh.route_links, mesh.num_links,
+            self.expert_bytes, hw.request_header_bytes, self.flops_per_token, self.flops_per_ns, self.hbm_rate,
+            self.link_rate, hw.hbm_latency_ns, hw.hop_latency_ns, self._die_busy, self._die_tokens,
+            self._link_bytes, self._die_hbm_bytes, self._die_d2d_bytes, self._acc_i, self._acc_f, self._layer_out)
+        self.position = position + 1
+        return selections
 
     # ---- results -------------------------------------------------------------------------------
     def summary(self) -> dict:
         """The summary fields for the run so far (a fresh dict; definitions in waferview.report.summary)."""
-        t = self._t
+        K = kernels
+        acc_i = [int(x) for x in self._acc_i]
+        acc_f = [float(x) for x in self._acc_f]
+        t = {"decode_token_layers": acc_i[K.ACC_DECODE_TOKEN_LAYERS], "decode_time_ns": acc_f[K.ACC_DECODE_TIME],
+             "prefill_time_ns": acc_f[K.ACC_PREFILL_TIME], "busy_sum_ns": acc_f[K.ACC_BUSY_SUM],
+             "busy_max_sum_ns": acc_f[K.ACC_BUSY_MAX_SUM], "layer_time_sum_ns": acc_f[K.ACC_LAYER_TIME_SUM],
+             "weight_reads": acc_i[K.ACC_WEIGHT_READS], "local_weight_reads": acc_i[K.ACC_LOCAL_WEIGHT_READS],
+             "pred_hits": acc_i[K.ACC_PRED_HITS], "pred_size": acc_i[K.ACC_PRED_SIZE],
+             "next_active": acc_i[K.ACC_NEXT_ACTIVE], "token_selections": acc_i[K.ACC_TOKEN_SELECTIONS],
+             "hops": acc_i[K.ACC_HOPS], "remote_read_bytes": acc_i[K.ACC_REMOTE_READ_BYTES],
+             "local_read_bytes": acc_i[K.ACC_LOCAL_READ_BYTES], "local_write_bytes": acc_i[K.ACC_LOCAL_WRITE_BYTES],
+             "header_bytes": acc_i[K.ACC_HEADER_BYTES], "copies_made": acc_i[K.ACC_COPIES_MADE],
+             "copy_reads": acc_i[K.ACC_COPY_READS], "evictions": acc_i[K.ACC_EVICTIONS]}
         decode_tokens = t["decode_token_layers"] / self.num_layers
         decode_s = t["decode_time_ns"] * 1e-9
         mean_busy_sum = t["busy_sum_ns"] / self.num_dies
         reads = t["weight_reads"]
-        on = self._pred_layers > 0
+        on = acc_i[K.ACC_PRED_LAYERS] > 0
         return {
             "mesh": self.hardware.name,
             "dies": self.num_dies,

@@ -192,3 +192,96 @@ def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy
         _lru_append(d, layer * E + e, lru_prev, lru_next, lru_head, lru_tail)
         copied[t] = True
     return evictions
+
+
+# ---- the rest of a (step, layer) in one call: fewer Python round trips per layer -------------------
+
+# run totals kept by finish_layer: acc_i (int64) and acc_f (float64) indices
+(ACC_TOKEN_SELECTIONS, ACC_HOPS, ACC_REMOTE_READ_BYTES, ACC_LOCAL_READ_BYTES, ACC_LOCAL_WRITE_BYTES,
+ ACC_HEADER_BYTES, ACC_WEIGHT_READS, ACC_LOCAL_WEIGHT_READS, ACC_COPIES_MADE, ACC_COPY_READS, ACC_EVICTIONS,
+ ACC_DECODE_TOKEN_LAYERS, ACC_PRED_HITS, ACC_PRED_SIZE, ACC_NEXT_ACTIVE, ACC_PRED_LAYERS) = range(16)
+ACC_I_SIZE = 16
+(ACC_DECODE_TIME, ACC_PREFILL_TIME, ACC_BUSY_SUM, ACC_BUSY_MAX_SUM, ACC_LAYER_TIME_SUM) = range(5)
+ACC_F_SIZE = 5
+# finish_layer's pred_mode: no precision/recall this layer; the mode's predicted[E]; what was copied
+PRED_NONE, PRED_GIVEN, PRED_COPIED = 0, 1, 2
+
+
+@njit(nogil=True, cache=True)
+def finish_layer(step, layer, now, want, task_e, task_d, task_tok, task_src, home, copies, copy_count,
+                 copy_slots, last_used, evict_lru, lru_prev, lru_next, lru_head, lru_tail, copied,
+                 pred_mode, predicted, next_counts, step_tokens, dist, route_off, route_links, n_links,
+                 expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate, hbm_latency,
+                 hop_latency, die_busy, die_tokens, link_bytes, dram_bytes, d2d_bytes, acc_i, acc_f, layer_out):
+    """touch_copies, apply_copies and layer_costs of one (step, layer), in that order, and the run totals
+    (acc_i, acc_f: the same additions, in the same order, as one at a time). The touches come after the
+    predictor chose `want`, which reads none of the copy store's LRU state. layer_out[8] (float64) gets
+    the layer's layer_time, local bytes, remote bytes, hops, headers, local reads, copies made, evictions."""
+    D = dist.shape[0]
+    copy_reads = touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
+                              lru_prev, lru_next, lru_head, lru_tail)
+    evictions = apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, last_used,
+                             now, evict_lru, lru_prev, lru_next, lru_head, lru_tail, copied)
+    copy_writes = np.zeros(D, dtype=np.int64)
+    n_copied = 0
+    for t in range(task_e.shape[0]):
+        if copied[t]:
+            copy_writes[task_d[t]] += 1
+            n_copied += 1
+    (layer_time, busy_sum, busy_max, local_b, remote_b, hops, headers, local_reads) = layer_costs(
+        task_e, task_d, task_tok, task_src, copy_writes, dist, route_off, route_links, n_links, expert_bytes,
+        header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate, hbm_latency, hop_latency,
+        die_busy, die_tokens, link_bytes, dram_bytes, d2d_bytes)
+    selections = 0
+    for t in range(task_tok.shape[0]):
+        selections += task_tok[t]
+    acc_i[ACC_TOKEN_SELECTIONS] += selections
+    acc_i[ACC_HOPS] += hops
+    acc_i[ACC_REMOTE_READ_BYTES] += remote_b
+    acc_i[ACC_LOCAL_READ_BYTES] += local_b
+    acc_i[ACC_LOCAL_WRITE_BYTES] += n_copied * expert_bytes
+    acc_i[ACC_HEADER_BYTES] += headers
+    acc_i[ACC_WEIGHT_READS] += task_e.shape[0]
+    acc_i[ACC_LOCAL_WEIGHT_READS] += local_reads
+    acc_i[ACC_COPIES_MADE] += n_copied
+    acc_i[ACC_COPY_READS] += copy_reads
+    acc_i[ACC_EVICTIONS] += evictions
+    acc_f[ACC_BUSY_SUM] += busy_sum
+    acc_f[ACC_BUSY_MAX_SUM] += busy_max
+    acc_f[ACC_LAYER_TIME_SUM] += layer_time
+    if step == 0:
+        acc_f[ACC_PREFILL_TIME] += layer_time
+    else:
+        acc_f[ACC_DECODE_TIME] += layer_time
+        acc_i[ACC_DECODE_TOKEN_LAYERS] += step_tokens
+    if pred_mode != PRED_NONE:
+        E = next_counts.shape[0]
+        if pred_mode == PRED_COPIED:
+            predicted = np.zeros(E, dtype=np.bool_)
+            for t in range(task_e.shape[0]):
+                if copied[t]:
+                    predicted[task_e[t]] = True
+        hits = 0
+        size = 0
+        active = 0
+        for e in range(E):
+            nxt = next_counts[e] > 0
+            if predicted[e]:
+                size += 1
+                if nxt:
+                    hits += 1
+            if nxt:
+                active += 1
+        acc_i[ACC_PRED_HITS] += hits
+        acc_i[ACC_PRED_SIZE] += size
+        acc_i[ACC_NEXT_ACTIVE] += active
+        acc_i[ACC_PRED_LAYERS] += 1
+    layer_out[0] = layer_time
+    layer_out[1] = local_b
+    layer_out[2] = remote_b
+    layer_out[3] = hops
+    layer_out[4] = headers
+    layer_out[5] = local_reads
+    layer_out[6] = n_copied
+    layer_out[7] = evictions
+    return selections
