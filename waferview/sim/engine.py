@@ -11,6 +11,8 @@ set_predictor); nothing restarts. Copies live per (layer, die, expert) and persi
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from waferview.policies import get_placement, get_predictor
@@ -26,6 +28,12 @@ from waferview.wafer.placement import capacity, home_dies
 
 
 _NO_PREDICTION = np.zeros(0, dtype=np.bool_)
+
+
+@functools.lru_cache(maxsize=8)
+def _mesh(width: int, height: int) -> Mesh:
+    """One Mesh per shape, shared by engines (its routes are built in Python: ~1 ms for 5x5; nothing writes it)."""
+    return Mesh(width, height)
 
 
 class Engine:
@@ -55,7 +63,7 @@ class Engine:
         self.batch = select_batch(trace, batch, seed)
         self.batch_note = self.batch.note
         self.counts = batch_counts(trace, self.batch)
-        self.mesh = Mesh(hw.width, hw.height)
+        self.mesh = _mesh(hw.width, hw.height)
         self.num_dies = D = self.mesh.num_dies
         self.num_layers = L = m.moe_layers
         self.num_experts = E = m.num_experts
@@ -79,9 +87,7 @@ class Engine:
         # copy store
         self.copies = np.zeros((L, D, E), dtype=np.uint8)
         self.copy_count = np.zeros(D, dtype=np.int64)
-        self.last_used = np.full((L, D, E), -1, dtype=np.int64)
-        self._lru_prev = np.full((D, L * E), -1, dtype=np.int64)
-        self._lru_next = np.full((D, L * E), -1, dtype=np.int64)
+        self._lru = np.full((D, L * E, 4), -1, dtype=np.int32)   # kernels.PREV, NEXT, LAST_USED per slot
         self._lru_head = np.full(D, -1, dtype=np.int64)
         self._lru_tail = np.full(D, -1, dtype=np.int64)
         # scratch for the layer kernel (copied into frames)
@@ -199,8 +205,8 @@ class Engine:
         hw, mesh = self.hardware, self.mesh
         selections = kernels.finish_layer(
             step, layer, position, np.ascontiguousarray(want, dtype=np.bool_), task_e, task_d, task_tok, task_src,
-            self.home, self.copies, self.copy_count, self.copy_slots, self.last_used, self._evict_lru,
-            self._lru_prev, self._lru_next, self._lru_head, self._lru_tail, np.empty(len(task_e), dtype=np.bool_),
+            self.home, self.copies, self.copy_count, self.copy_slots, self._evict_lru,
+            self._lru, self._lru_head, self._lru_tail, np.empty(len(task_e), dtype=np.bool_),
             pred_mode, predicted, self.counts[step + 1 if has_next else step, layer],
             self._step_tokens[step], self.dist, mesh.route_offsets, mesh.route_links, mesh.num_links,
             self.expert_bytes, hw.request_header_bytes, self.flops_per_token, self.flops_per_ns, self.hbm_rate,

@@ -107,39 +107,42 @@ def layer_costs(task_e, task_d, task_tok, task_src, copy_writes, dist, route_off
     return layer_time, busy_sum, busy_max, local_bytes, remote_bytes, hops, headers, local_reads
 
 
-# ---- the copy store: copies[L, D, E] uint8, a per-die LRU list over slots idx = l * E + e ----------
+# ---- the copy store: copies[L, D, E] uint8, and a per-die LRU list over slots idx = l * E + e ----------
+# lru[D, L * E, 4] int32: (prev, next, last_used, unused) of each slot, one 16-byte record (a list step
+# or a touch reads one cache line, not one line in each of three arrays); -1 = none / never used.
+PREV, NEXT, LAST_USED = 0, 1, 2
+
 
 @njit(nogil=True, cache=True)
-def _lru_unlink(d, idx, lru_prev, lru_next, lru_head, lru_tail):
-    p = lru_prev[d, idx]
-    n = lru_next[d, idx]
+def _lru_unlink(d, idx, lru, lru_head, lru_tail):
+    p = lru[d, idx, PREV]
+    n = lru[d, idx, NEXT]
     if p >= 0:
-        lru_next[d, p] = n
+        lru[d, p, NEXT] = n
     else:
         lru_head[d] = n
     if n >= 0:
-        lru_prev[d, n] = p
+        lru[d, n, PREV] = p
     else:
         lru_tail[d] = p
-    lru_prev[d, idx] = -1
-    lru_next[d, idx] = -1
+    lru[d, idx, PREV] = -1
+    lru[d, idx, NEXT] = -1
 
 
 @njit(nogil=True, cache=True)
-def _lru_append(d, idx, lru_prev, lru_next, lru_head, lru_tail):
+def _lru_append(d, idx, lru, lru_head, lru_tail):
     t = lru_tail[d]
-    lru_prev[d, idx] = t
-    lru_next[d, idx] = -1
+    lru[d, idx, PREV] = t
+    lru[d, idx, NEXT] = -1
     if t >= 0:
-        lru_next[d, t] = idx
+        lru[d, t, NEXT] = idx
     else:
         lru_head[d] = idx
     lru_tail[d] = idx
 
 
 @njit(nogil=True, cache=True)
-def touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
-                 lru_prev, lru_next, lru_head, lru_tail):
+def touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_head, lru_tail):
     """A task that reads a copy on its own die makes that copy the most recently used.
     Returns the number of such reads (weight reads served by a predictor copy)."""
     E = copies.shape[2]
@@ -149,16 +152,17 @@ def touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
         e = task_e[t]
         if task_src[t] == d and home[e] != d and copies[layer, d, e]:
             idx = layer * E + e
-            _lru_unlink(d, idx, lru_prev, lru_next, lru_head, lru_tail)
-            _lru_append(d, idx, lru_prev, lru_next, lru_head, lru_tail)
-            last_used[layer, d, e] = now
+            if lru_tail[d] != idx:   # already the most recently used: unlink + append would change nothing
+                _lru_unlink(d, idx, lru, lru_head, lru_tail)
+                _lru_append(d, idx, lru, lru_head, lru_tail)
+            lru[d, idx, LAST_USED] = now
             hits += 1
     return hits
 
 
 @njit(nogil=True, cache=True)
-def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, last_used, now,
-                 evict_lru, lru_prev, lru_next, lru_head, lru_tail, copied):
+def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, now,
+                 evict_lru, lru, lru_head, lru_tail, copied):
     """Copy expert task_e[t] to die task_d[t] for each remote task with want[t], in task order.
 
     A die with no free slot skips the copy (eviction 'never', the paper), or with evict_lru drops its
@@ -166,7 +170,6 @@ def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy
     Sets copied[t]; returns the number of evictions.
     """
     E = copies.shape[2]
-    L = copies.shape[0]
     evictions = 0
     for t in range(task_e.shape[0]):
         copied[t] = False
@@ -178,18 +181,19 @@ def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy
             if not evict_lru or copy_count[d] == 0:
                 continue
             victim = lru_head[d]
+            if lru[d, victim, LAST_USED] >= now:
+                continue
             vl = victim // E
             ve = victim - vl * E
-            if last_used[vl, d, ve] >= now:
-                continue
-            _lru_unlink(d, victim, lru_prev, lru_next, lru_head, lru_tail)
+            _lru_unlink(d, victim, lru, lru_head, lru_tail)
             copies[vl, d, ve] = 0
             copy_count[d] -= 1
             evictions += 1
         copies[layer, d, e] = 1
         copy_count[d] += 1
-        last_used[layer, d, e] = now
-        _lru_append(d, layer * E + e, lru_prev, lru_next, lru_head, lru_tail)
+        idx = layer * E + e
+        lru[d, idx, LAST_USED] = now
+        _lru_append(d, idx, lru, lru_head, lru_tail)
         copied[t] = True
     return evictions
 
@@ -209,7 +213,7 @@ PRED_NONE, PRED_GIVEN, PRED_COPIED = 0, 1, 2
 
 @njit(nogil=True, cache=True)
 def finish_layer(step, layer, now, want, task_e, task_d, task_tok, task_src, home, copies, copy_count,
-                 copy_slots, last_used, evict_lru, lru_prev, lru_next, lru_head, lru_tail, copied,
+                 copy_slots, evict_lru, lru, lru_head, lru_tail, copied,
                  pred_mode, predicted, next_counts, step_tokens, dist, route_off, route_links, n_links,
                  expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate, hbm_latency,
                  hop_latency, die_busy, die_tokens, link_bytes, dram_bytes, d2d_bytes, acc_i, acc_f, layer_out):
@@ -218,10 +222,9 @@ def finish_layer(step, layer, now, want, task_e, task_d, task_tok, task_src, hom
     predictor chose `want`, which reads none of the copy store's LRU state. layer_out[8] (float64) gets
     the layer's layer_time, local bytes, remote bytes, hops, headers, local reads, copies made, evictions."""
     D = dist.shape[0]
-    copy_reads = touch_copies(layer, task_e, task_d, task_src, home, copies, last_used, now,
-                              lru_prev, lru_next, lru_head, lru_tail)
-    evictions = apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, last_used,
-                             now, evict_lru, lru_prev, lru_next, lru_head, lru_tail, copied)
+    copy_reads = touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_head, lru_tail)
+    evictions = apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, now,
+                             evict_lru, lru, lru_head, lru_tail, copied)
     copy_writes = np.zeros(D, dtype=np.int64)
     n_copied = 0
     for t in range(task_e.shape[0]):
