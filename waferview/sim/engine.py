@@ -17,7 +17,7 @@ import numpy as np
 
 from waferview.policies import get_placement, get_predictor
 from waferview.policies.base import PolicyOptions
-from waferview.sim import kernels
+from waferview.sim import fused, kernels
 from waferview.sim.batch import batch_counts, select_batch
 from waferview.sim.frame import Frame
 from waferview.sim.heatmap import default_top_n, heatmap_top_bits
@@ -28,6 +28,8 @@ from waferview.wafer.placement import capacity, home_dies
 
 
 _NO_PREDICTION = np.zeros(0, dtype=np.bool_)
+_NO_HEAT = np.zeros((1, 1, 1, 1), dtype=np.uint64)   # run_layers' heat_bits when the predictor is not heatmap
+_NO_HEAT.setflags(write=False)                          # (read-only like real heat bits: one compiled type)
 
 
 @functools.lru_cache(maxsize=8)
@@ -100,6 +102,7 @@ class Engine:
         self.position = 0
         self._evict_lru = self.options.eviction == "lru"
         self._step_tokens = [int(x) for x in self.batch.tokens_per_step]
+        self._step_tokens_array = np.ascontiguousarray(self.batch.tokens_per_step, dtype=np.int64)
         # run totals (kernels.ACC_*), and the last layer's own figures (for step()'s Frame)
         self._acc_i = np.zeros(kernels.ACC_I_SIZE, dtype=np.int64)
         self._acc_f = np.zeros(kernels.ACC_F_SIZE)
@@ -170,15 +173,37 @@ class Engine:
             header_bytes=int(out[4]), copies_made=copies_made, evictions=int(out[7]))
 
     def run(self, progress=None) -> dict:
-        """Simulate to the end; `progress(position, total)` is called now and then. Returns summary()."""
+        """Simulate to the end; `progress(position, total)` is called now and then. Returns summary().
+        With built-in modes a whole step goes through one numba call (sim.fused: the same calls in the
+        same order as step(), so the same results); other modes go layer by layer."""
         every = max(1, self.num_layers)
         while not self.done:
-            self._advance()
+            placement = fused.PLACEMENT_CODES.get(self._placement.name)
+            predictor = fused.PREDICTOR_CODES.get(self._predictor.name)
+            if (placement is None or predictor is None or self._placement is not get_placement(self.placement)
+                    or self._predictor is not get_predictor(self.predictor)):
+                self._advance()
+            else:
+                self._run_fused(min(self.total, (self.position // every + 1) * every), placement, predictor)
             if progress is not None and self.position % every == 0:
                 progress(self.position, self.total)
         if progress is not None:
             progress(self.position, self.total)
         return self.summary()
+
+    def _run_fused(self, stop: int, placement: int, predictor: int) -> None:
+        heat = self.heat_bits() if predictor == fused.PRED_HEATMAP else _NO_HEAT
+        hw, mesh, opt = self.hardware, self.mesh, self.options
+        self.base_next = int(fused.run_layers(
+            self.position, stop, self.num_layers, self.batch.steps, placement, predictor, self.counts,
+            self.base_next, heat, self._step_tokens_array, self.home, self.copies, self.copy_count,
+            self.copy_slots, self._evict_lru, self._lru, self._lru_head, self._lru_tail, self.dist,
+            mesh.route_offsets, mesh.route_links, mesh.num_links, self.expert_bytes, hw.request_header_bytes,
+            self.flops_per_token, self.flops_per_ns, self.hbm_rate, self.link_rate, hw.hbm_latency_ns,
+            hw.hop_latency_ns, opt.block_size, opt.max_split, self._die_busy, self._die_tokens,
+            self._link_bytes, self._die_hbm_bytes, self._die_d2d_bytes, self._acc_i, self._acc_f,
+            self._layer_out))
+        self.position = stop
 
     def _advance(self) -> int:
         """Simulate the next (step, layer); the run totals go to _acc_i/_acc_f, the layer's own figures to
