@@ -62,13 +62,15 @@ def _select_row(H, a, top_n, member):
     row = H[a]
     positive = 0
     largest = np.int64(0)
+    total = np.int64(0)
     for b in range(E):
         v = row[b]
         positive += v > 0
         largest = max(largest, v)
+        total += v
     threshold = np.int64(1)
-    if positive > top_n:
-        threshold = _top_n_threshold(row, top_n, 1, largest + 1)
+    if positive > top_n:   # top_n entries >= the answer: it is at most total // top_n
+        threshold = _top_n_threshold(row, top_n, 1, min(largest, total // top_n) + 1)
     n = 0
     for b in range(E):
         v = row[b]
@@ -76,6 +78,17 @@ def _select_row(H, a, top_n, member):
         member[a, b] = m
         n += m
     return n
+
+
+@njit(nogil=True, cache=True)
+def _pack_bits(flags, words):
+    """words[w] = bit b & 63 set <=> flags[b] (b in word w = b >> 6), without a branch per flag."""
+    E = flags.shape[0]
+    for w in range(words.shape[0]):
+        word = np.uint64(0)
+        for b in range(w * 64, min(E, w * 64 + 64)):
+            word |= np.uint64(flags[b] != 0) << np.uint64(b - w * 64)
+        words[w] = word
 
 
 @njit(nogil=True, cache=True)
@@ -99,6 +112,7 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
             weakest_in = big
             strongest_out = np.int64(0)
             largest = np.int64(0)
+            total = np.int64(0)
             row = H[a]
             mrow = member[a]
             for b in range(E):
@@ -107,26 +121,19 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
                 weakest_in = min(weakest_in, key if m else big)
                 strongest_out = max(strongest_out, key if (m == 0 and row[b] > 0) else 0)
                 largest = max(largest, row[b])
+                total += row[b]
             if strongest_out > weakest_in and n_member[a] == top_n:
                 # the new set: the top_n largest keys of the row; every member's count is >= the weakest's,
                 # so the count bisection starts there
-                threshold = _top_n_threshold(row, top_n, weakest_in // E, largest + 1)
+                threshold = _top_n_threshold(row, top_n, weakest_in // E, min(largest, total // top_n) + 1)
                 for b in range(E):
                     mrow[b] = (row[b] > 0) & (row[b] * E + (E - 1 - b) >= threshold)
-                for w in range(W):
-                    bits[a, w] = 0
-                for b in range(E):
-                    if mrow[b]:
-                        bits[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+                _pack_bits(mrow, bits[a])
             else:
                 again = strongest_out > 0 and (n_member[a] < top_n or strongest_out > weakest_in)
         if again:
             n_member[a] = _select_row(H, a, top_n, member)
-            for w in range(W):
-                bits[a, w] = 0
-            for b in range(E):
-                if member[a, b]:
-                    bits[a, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+            _pack_bits(member[a], bits[a])
         for w in range(W):
             out[a, w] = bits[a, w]
 
