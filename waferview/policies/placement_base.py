@@ -12,25 +12,16 @@ import numpy as np
 from numba import njit
 
 from waferview.policies.base import PlacementMode
+from waferview.policies.tasks import active_experts
 
 
 @njit(nogil=True, cache=True)
 def base_tasks(counts, start, num_dies):
     """The active experts in id order, die (start + i) % num_dies for the i-th, and their counts."""
-    n = 0
-    for e in range(counts.shape[0]):
-        if counts[e] != 0:
-            n += 1
-    task_e = np.empty(n, dtype=np.int64)
-    task_d = np.empty(n, dtype=np.int64)
-    task_tok = np.empty(n, dtype=np.int64)
-    j = 0
-    for e in range(counts.shape[0]):
-        if counts[e] != 0:
-            task_e[j] = e
-            task_d[j] = (start + j) % num_dies
-            task_tok[j] = counts[e]
-            j += 1
+    task_e, task_tok = active_experts(counts)
+    task_d = np.empty(task_e.shape[0], dtype=np.int64)
+    for j in range(task_e.shape[0]):
+        task_d[j] = (start + j) % num_dies
     return task_e, task_d, task_tok
 
 
