@@ -142,6 +142,7 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
 @contextmanager
 def _quiet_hub():
     """huggingface_hub logs a warning per retry; our own one-line error says what failed."""
+    import huggingface_hub.hf_api  # noqa: F401 - its first import resets the "huggingface_hub" logger level
     logger = logging.getLogger("huggingface_hub")
     level = logger.level
     logger.setLevel(logging.ERROR)
