@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+from waferview.errors import InputError
 
 DESCRIPTION = """\
 Measure waferview's speed and memory, each figure a ratio or rate within one run on the same
@@ -40,6 +43,8 @@ def run(args) -> int:
     from waferview.bench.report import render_table, run_bench
     from waferview.bench.sizes import CONFIGS
 
+    if args.workdir and not os.path.isdir(args.workdir):
+        raise InputError(f"--workdir {args.workdir}: no such directory")
     name = args.config or ("quick" if args.quick else "full")
     result = run_bench(CONFIGS[name], workdir=args.workdir)
     if args.json:
