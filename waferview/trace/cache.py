@@ -40,6 +40,12 @@ class CacheCorrupt(InputError):
     """The file is not a complete waferview cache of this format version."""
 
 
+def _default_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
@@ -97,6 +103,7 @@ def save_cache(path: str | os.PathLike, trace: TraceArrays, source_key: str = ""
             f.write(header_bytes(crc))
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; a cache is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         # an interrupted write leaves nothing a later run could trust
