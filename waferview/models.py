@@ -109,7 +109,8 @@ for _m in MODELS.values():
 def get_model(name: str) -> ModelSpec:
     key = _ALIASES.get(name.strip().lower())
     if key is None:
-        raise InputError(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+        raise InputError(f"unknown model {name!r}: expected one of {', '.join(MODELS)} "
+                         f"(or a dataset folder such as {MODELS['qwen3'].folder})")
     return MODELS[key]
 
 
