@@ -6,7 +6,7 @@ from waferview.analysis.report import DEFINITIONS
 from waferview.cli.common import add_json_arg, add_source_args
 
 DESCRIPTION = ("Measure the trace statistics behind the paper's insights on any SOURCE, per MoE layer and over "
-               "layers, with the paper's value beside each figure where it gives one (DESIGN.md section 5).\n\n"
+               "layers, with the paper's value beside each figure where it gives one (arXiv 2510.05497).\n\n"
                "Definitions:\n" + DEFINITIONS)
 
 

@@ -8,7 +8,7 @@ from waferview.cli.common import add_sim_args, add_source_args
 
 DESCRIPTION = """\
 Live replay of a batch on the modelled wafer: per-die utilisation, link traffic, cache hits.
-Keys: space pause, n one layer (paused), +/- speed, p placement, r predictor, c compare, ? help, q quit.
+Keys: space pause, n one layer (paused), +/- speed, p placement, r predictor, c compare, s summary, ? help, ctrl+p palette, q quit.
 With no SOURCE, the shipped synthetic trace in assets/ is used (no network)."""
 
 SPEED_CHOICES = "1, 3, 10, 30, 100, 300, 1000 or max"

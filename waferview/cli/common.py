@@ -61,7 +61,7 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
         g.add_argument("--predictor", default="heatmap", metavar="MODE",
                        help=f"copy predictor: {', '.join(PREDICTORS)} (default heatmap)")
     g.add_argument("--block-size", type=int, default=50, metavar="N",
-                   help="allo: tokens per assigned block (paper: 50)")
+                   help="allo: tokens per assigned block (default 50, the paper's)")
     g.add_argument("--max-split", type=int, default=5, metavar="N",
                    help="allo: candidate dies an expert gets at least (default 5)")
     g.add_argument("--top-n", type=int, default=None, metavar="N",
@@ -72,7 +72,7 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
     g.add_argument("--copy-slots", type=int, default=None, metavar="N",
                    help="expert copies each die may hold (default: its free HBM after weights and reserve)")
     g.add_argument("--bytes-per-param", type=float, default=2.0, metavar="B",
-                   help="expert weight precision: 2 = BF16 (default, DESIGN.md), 1 = FP8, 0.5 = INT4; sets the "
+                   help="expert weight precision: 2 = BF16 (default), 1 = FP8, 0.5 = INT4; sets the "
                         "expert size, hence HBM fit, copy space and traffic (compute stays at the FP16 rate)")
 
 

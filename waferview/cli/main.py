@@ -15,9 +15,9 @@ COMMANDS = {
     "replay": ("cmd_replay", "live replay in the terminal, with mode toggles"),
     "summary": ("cmd_summary", "headless run of one mode: a table, or one JSON object"),
     "compare": ("cmd_compare", "the paper's five strategies (or --modes) on the same batch"),
-    "insights": ("cmd_insights", "trace statistics behind the paper's six insights"),
+    "insights": ("cmd_insights", "trace statistics behind the paper's insights"),
     "fetch": ("cmd_fetch", "download traces from the Hugging Face Hub"),
-    "synth": ("cmd_synth", "write synthetic traces in the dataset's exact format"),
+    "synth": ("cmd_synth", "synthetic traces in the dataset's exact format, or straight to a cache"),
     "bench": ("cmd_bench", "the performance benchmark"),
 }
 

@@ -130,11 +130,12 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m waferview.sim.reproduce", description=__doc__.split("\n")[0])
     p.add_argument("--dir", default="reproduce", help="where the synthetic caches and reproduce.json go")
-    p.add_argument("--requests", type=int, default=16384)
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--requests", type=int, default=16384, help="synthetic requests per model (default 16384)")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated model keys (default all four)")
     p.add_argument("--bytes-per-param", type=float, default=2.0,
                    help="expert weight precision (default 2 = BF16; 1 = FP8 is the variant where Kimi fits)")
-    p.add_argument("--eviction", default="lru", choices=("lru", "never"))
+    p.add_argument("--eviction", default="lru", choices=("lru", "never"),
+                   help="when a die's copy space is full: lru (default) or never (the paper's rule)")
     args = p.parse_args(argv)
     from waferview.policies.base import PolicyOptions
 
