@@ -63,6 +63,13 @@ def test_summary_table(capsys, qwen_cache):
     assert "WARNING" not in out
 
 
+def test_every_summary_field_is_defined(capsys, qwen_cache):
+    from waferview.report.summary import FIELD_DOCS
+
+    fields = run_json(capsys, ["summary", qwen_cache, "--json", "--mesh", "2x2"])
+    assert list(fields) == list(FIELD_DOCS)        # same keys, same order as --help lists them
+
+
 def test_summary_help_defines_the_fields(capsys):
     with pytest.raises(SystemExit):
         main(["summary", "--help"])
