@@ -92,7 +92,7 @@ def _pack_bits(flags, words):
 
 
 @njit(nogil=True, cache=True)
-def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
+def _rows_top_n(H, top_n, member, n_member, bits, out, fresh):
     """out[a, :] = bit mask of the top_n positive entries of H[a] for every row a.
 
     With fresh=False, member/n_member/bits hold the previous top-n sets of the same rows, and H has
@@ -101,8 +101,7 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, keys, fresh):
     unchanged. When a full set is overtaken, the new set lies within the old members and the entries
     that beat the weakest of them (nothing else can have grown past it): the count bisection of
     _top_n_threshold starts at the weakest member's count. The result is the set a fresh selection gives
-    (keys are unique). The check is written without branches so it vectorises. `keys` is unused (the
-    selection needs no scratch since the count bisection; kept so callers keep working)."""
+    (keys are unique). The check is written without branches so it vectorises."""
     E = H.shape[0]
     W = out.shape[1]
     big = np.int64(1) << 62
@@ -179,11 +178,10 @@ def _select_steps(pre_off, dec_off, requests, weights, H, last_prefill, gathered
     for g in prange(G):
         l = l0 + g
         Hg = H[g]
-        keys = np.empty(0, dtype=np.int64)   # no longer used by _rows_top_n (kept in its signature)
         member = np.zeros((E, E), dtype=np.uint8)
         n_member = np.zeros(E, dtype=np.int64)
         bits = np.zeros((E, out.shape[3]), dtype=np.uint64)
-        _rows_top_n(Hg, top_n, member, n_member, bits, out[0, l], keys, True)
+        _rows_top_n(Hg, top_n, member, n_member, bits, out[0, l], True)
         for s in range(1, steps):
             for i in range(U):
                 if dec_len[i] < s:
@@ -202,7 +200,7 @@ def _select_steps(pre_off, dec_off, requests, weights, H, last_prefill, gathered
                         a = gathered[g, s - 2, i, j]
                         for jj in range(k):
                             Hg[a, gathered[g, s - 1, i, jj]] += w
-            _rows_top_n(Hg, top_n, member, n_member, bits, out[s, l], keys, False)
+            _rows_top_n(Hg, top_n, member, n_member, bits, out[s, l], False)
 
 
 GATHER_BYTES = 256 << 20   # decode rows of a group of layers held at once (layers are done in groups)
