@@ -20,7 +20,6 @@ from numba import njit
 from waferview.errors import InputError
 from waferview.trace.arrays import TraceArrays
 
-_IND = 4  # json.dumps indent
 
 
 @njit(nogil=True, cache=True)
@@ -31,10 +30,25 @@ def _put(buf, pos, text):
 
 
 @njit(nogil=True, cache=True)
-def _spaces(buf, pos, n):
-    for i in range(n):
+def _at(buf, pos, indent, byte):
+    """A new line, `indent` spaces, then one byte (a bracket); byte < 0 writes no byte."""
+    buf[pos] = 10
+    pos += 1
+    for i in range(indent):
         buf[pos + i] = 32
-    return pos + n
+    pos += indent
+    if byte >= 0:
+        buf[pos] = byte
+        pos += 1
+    return pos
+
+
+@njit(nogil=True, cache=True)
+def _comma_unless_last(buf, pos, last):
+    if not last:
+        buf[pos] = 44
+        pos += 1
+    return pos
 
 
 @njit(nogil=True, cache=True)
@@ -57,7 +71,6 @@ def _int(buf, pos, v):
 @njit(nogil=True, cache=True)
 def _render(buf, rows, steps_first, key_text, key_off, moe_index):
     """rows[T, L, k]: all rows of the request; step s covers rows[steps_first[s]:steps_first[s+1]]."""
-    nl = np.array([10], np.uint8)
     pos = 0
     buf[pos] = 91  # [
     pos += 1
@@ -65,13 +78,9 @@ def _render(buf, rows, steps_first, key_text, key_off, moe_index):
     nkeys = moe_index.shape[0]
     k = rows.shape[2]
     for s in range(n_steps):
-        pos = _put(buf, pos, nl)
-        pos = _spaces(buf, pos, 4)
-        buf[pos] = 123  # {
-        pos += 1
+        pos = _at(buf, pos, 4, 123)  # {
         for key in range(nkeys):
-            pos = _put(buf, pos, nl)
-            pos = _spaces(buf, pos, 8)
+            pos = _at(buf, pos, 8, -1)
             pos = _put(buf, pos, key_text[key_off[key]:key_off[key + 1]])   # "12": 
             li = moe_index[key]
             if li < 0:
@@ -81,41 +90,19 @@ def _render(buf, rows, steps_first, key_text, key_off, moe_index):
                 buf[pos] = 91
                 pos += 1
                 for t in range(steps_first[s], steps_first[s + 1]):
-                    pos = _put(buf, pos, nl)
-                    pos = _spaces(buf, pos, 12)
-                    buf[pos] = 91
-                    pos += 1
+                    pos = _at(buf, pos, 12, 91)
                     for j in range(k):
-                        pos = _put(buf, pos, nl)
-                        pos = _spaces(buf, pos, 16)
+                        pos = _at(buf, pos, 16, -1)
                         pos = _int(buf, pos, rows[t, li, j])
-                        if j < k - 1:
-                            buf[pos] = 44
-                            pos += 1
-                    pos = _put(buf, pos, nl)
-                    pos = _spaces(buf, pos, 12)
-                    buf[pos] = 93
-                    pos += 1
-                    if t < steps_first[s + 1] - 1:
-                        buf[pos] = 44
-                        pos += 1
-                pos = _put(buf, pos, nl)
-                pos = _spaces(buf, pos, 8)
-                buf[pos] = 93
-                pos += 1
-            if key < nkeys - 1:
-                buf[pos] = 44
-                pos += 1
-        pos = _put(buf, pos, nl)
-        pos = _spaces(buf, pos, 4)
-        buf[pos] = 125  # }
-        pos += 1
-        if s < n_steps - 1:
-            buf[pos] = 44
-            pos += 1
-    pos = _put(buf, pos, nl)
-    buf[pos] = 93
-    return pos + 1
+                        pos = _comma_unless_last(buf, pos, j == k - 1)
+                    pos = _at(buf, pos, 12, 93)
+                    pos = _comma_unless_last(buf, pos, t == steps_first[s + 1] - 1)
+                pos = _at(buf, pos, 8, 93)
+            pos = _comma_unless_last(buf, pos, key == nkeys - 1)
+        pos = _at(buf, pos, 4, 125)  # }
+        pos = _comma_unless_last(buf, pos, s == n_steps - 1)
+    pos = _at(buf, pos, 0, 93)
+    return pos
 
 
 def _layout(model):
