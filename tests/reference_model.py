@@ -159,7 +159,10 @@ class RefSim:
         self.block_size, self.max_split = block_size, max_split
         self.top_n = top_n if top_n is not None else math.ceil(0.2 * self.E)
         self.eviction = eviction or "lru"
-        self.rr = 0   # base: the next die of the round-robin
+        # base: each (step, layer) starts its round-robin at a die drawn from the seed (same draw as the engine's
+        # documented one: default_rng((seed, 0xBA5E)).integers(0, D, size=(steps, layers)))
+        self.base_first_die = np.random.default_rng((int(seed), 0xBA5E)).integers(
+            0, self.D, size=(self.rb.steps, self.L), dtype=np.int64).tolist()
         usable = int(round(hw.hbm_gb * 1e9 * (1 - hw.hbm_reserved_fraction)))
         self.fits = True
         self.slots = {}
@@ -197,12 +200,9 @@ class RefSim:
     # -- placements: lists of (expert, die, tokens)
     def place(self, s, l, counts):
         active = sorted(e for e, c in counts.items() if c > 0)
-        if self.placement == "base":   # one round-robin pointer for the whole run
-            tasks = []
-            for e in active:
-                tasks.append((e, self.rr, counts[e]))
-                self.rr = (self.rr + 1) % self.D
-            return tasks
+        if self.placement == "base":   # round-robin from this (step, layer)'s start die
+            first = self.base_first_die[s][l]
+            return [(e, (first + i) % self.D, counts[e]) for i, e in enumerate(active)]
         if self.placement == "ep":
             return [(e, self.home[e], counts[e]) for e in active]
         return self.allo(l, counts, active)

@@ -32,8 +32,8 @@ waferview/wafer/presets/5x5.json and edit it). Per die: 1000 TFLOPS FP16, 80 GB 
 The 64 MB LLC and token activations are not modelled (an LLC holds < 2 expert matrices).
 
 Each (step, MoE layer): the batch's token selections per expert -> tasks (expert, die, tokens) from
---placement (base: experts round-robin over dies, one pointer continuing across layers and steps;
-ep: each on its home die; allo: the paper's Algorithm 1) -> a task reads the whole expert from its own HBM when its die holds it (home or copy),
+--placement (base: experts round-robin over dies from a seeded random start per layer; ep: each on
+its home die; allo: the paper's Algorithm 1) -> a task reads the whole expert from its own HBM when its die holds it (home or copy),
 else from the nearest holder along the XY route (the weights cross every link of the route, a 16 B
 header goes back) -> --predictor may copy a remote read to the reading die (heatmap: the paper's
 cross-token heatmap; oracle: the next step's true routing; lru: every remote read). A die's copy

@@ -1,9 +1,15 @@
 """`base`: work spread evenly over all dies, ignoring where weights live.
 
-A literal round-robin: the layer's active experts, in id order, each go to the die a pointer names, and
-the pointer moves on by one die per expert. The pointer is engine state (`ctx.base_next`, 0 at the start
-of a run) and continues across layers and steps, so an expert does not land on the same die at every
-step. Each whole expert is one task. Other placements leave the pointer where it is.
+A round-robin: the layer's active experts, in id order, go to consecutive dies, starting from a die
+drawn at random for each (step, layer) from the run's seed (`ctx.base_first_die[step, layer]`, fixed
+when the engine is made). Each whole expert is one task.
+
+Why a random start, not one pointer carried across layers: a carried pointer moves by (active experts)
+mod dies per layer, so when every expert is active the schedule repeats with a period set by
+layers x experts mod dies (Qwen 94 x 128 on 24 dies: every expert cycles through 3 dies; DeepSeek 58 x
+256: 3 dies, in an order that LRU copies always miss). Base would then line up with the copy store, for
+better or worse, by arithmetic accident. A random start ignores weights and copies alike, as Base
+should, and stays deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -13,6 +19,14 @@ from numba import njit
 
 from waferview.policies.base import PlacementMode
 from waferview.policies.tasks import active_experts
+
+BASE_SEED_TAG = 0xBA5E   # keeps the start dies independent of the batch draw made from the same seed
+
+
+def base_first_dies(seed: int, steps: int, layers: int, num_dies: int) -> np.ndarray:
+    """(steps, layers) int64: the die that receives the first active expert of each (step, layer)."""
+    rng = np.random.default_rng((int(seed), BASE_SEED_TAG))
+    return rng.integers(0, num_dies, size=(steps, layers), dtype=np.int64)
 
 
 @njit(nogil=True, cache=True)
@@ -27,14 +41,11 @@ def base_tasks(counts, start, num_dies):
 
 class BasePlacement(PlacementMode):
     name = "base"
-    help = ("active experts round-robin over the dies (one pointer continuing across layers and steps), "
+    help = ("active experts round-robin over the dies from a seeded random start per layer, "
             "ignoring where weights live")
 
     def tasks(self, ctx, step, layer, counts, copies_l):
-        D = ctx.num_dies
-        tasks = base_tasks(counts, ctx.base_next, D)
-        ctx.base_next = int((ctx.base_next + len(tasks[0])) % D)
-        return tasks
+        return base_tasks(counts, ctx.base_first_die[step, layer], ctx.num_dies)
 
 
 MODE = BasePlacement()

@@ -17,6 +17,7 @@ import numpy as np
 
 from waferview.policies import get_placement, get_predictor
 from waferview.policies.base import PolicyOptions
+from waferview.policies.placement_base import base_first_dies
 from waferview.sim import fused, kernels
 from waferview.sim.batch import batch_counts, select_batch
 from waferview.sim.frame import Frame
@@ -49,7 +50,8 @@ class Engine:
     done, position, total, mesh, placement, predictor, set_placement(name), set_predictor(name),
     fits_in_hbm, hbm_note, batch_note, batch (the Batch: size, requests, weights, steps), counts,
     expert_bytes and bytes_per_param (options.bytes_per_param, 2 = BF16), eviction (options.eviction, lru by
-    default), base_next (the base placement's round-robin pointer: run state, kept across mode switches).
+    default), base_first_die (steps x layers: where the base placement's round-robin starts, drawn from the
+    seed when the engine is made, so a mode switch does not change it).
     Unknown mode names raise InputError; a mode change applies from the next layer.
     """
 
@@ -109,7 +111,8 @@ class Engine:
         self._layer_out = np.zeros(8)
         self._last_task_count = 0
         self._heat = None
-        self.base_next = 0   # base placement's round-robin pointer: the next die to receive an active expert
+        # base placement: the die that gets each (step, layer)'s first active expert (seeded, fixed per run)
+        self.base_first_die = base_first_dies(self.seed, self.batch.steps, L, D)
 
     # ---- modes ---------------------------------------------------------------------------------
     @property
@@ -194,15 +197,15 @@ class Engine:
     def _run_fused(self, stop: int, placement: int, predictor: int) -> None:
         heat = self.heat_bits() if predictor == fused.PRED_HEATMAP else _NO_HEAT
         hw, mesh, opt = self.hardware, self.mesh, self.options
-        self.base_next = int(fused.run_layers(
+        fused.run_layers(
             self.position, stop, self.num_layers, self.batch.steps, placement, predictor, self.counts,
-            self.base_next, heat, self._step_tokens_array, self.home, self.copies, self.copy_count,
+            self.base_first_die, heat, self._step_tokens_array, self.home, self.copies, self.copy_count,
             self.copy_slots, self._evict_lru, self._lru, self._lru_head, self._lru_tail, self.dist,
             mesh.route_offsets, mesh.route_links, mesh.num_links, self.expert_bytes, hw.request_header_bytes,
             self.flops_per_token, self.flops_per_ns, self.hbm_rate, self.link_rate, hw.hbm_latency_ns,
             hw.hop_latency_ns, opt.block_size, opt.max_split, self._die_busy, self._die_tokens,
             self._link_bytes, self._die_hbm_bytes, self._die_d2d_bytes, self._acc_i, self._acc_f,
-            self._layer_out))
+            self._layer_out)
         self.position = stop
 
     def _advance(self) -> int:

@@ -25,12 +25,12 @@ PREDICTOR_CODES = {"off": PRED_OFF, "heatmap": PRED_HEATMAP, "oracle": PRED_ORAC
 
 
 @njit(nogil=True, cache=True)
-def run_layers(pos0, pos1, num_layers, steps, placement, predictor, counts, base_next, heat_bits, step_tokens,
-               home, copies, copy_count, copy_slots, evict_lru, lru, lru_head, lru_tail, dist, route_off,
-               route_links, n_links, expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate,
+def run_layers(pos0, pos1, num_layers, steps, placement, predictor, counts, base_first_die, heat_bits,
+               step_tokens, home, copies, copy_count, copy_slots, evict_lru, lru, lru_head, lru_tail, dist,
+               route_off, route_links, n_links, expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate,
                link_rate, hbm_latency, hop_latency, block_size, max_split, die_busy, die_tokens, link_bytes,
                dram_bytes, d2d_bytes, acc_i, acc_f, layer_out):
-    """Positions pos0 .. pos1-1 (position = step * num_layers + layer). Returns the base pointer after them."""
+    """Positions pos0 .. pos1-1 (position = step * num_layers + layer)."""
     D = dist.shape[0]
     E = counts.shape[2]
     no_prediction = np.zeros(0, dtype=np.bool_)
@@ -40,8 +40,7 @@ def run_layers(pos0, pos1, num_layers, steps, placement, predictor, counts, base
         c = counts[step, layer]
         copies_l = copies[layer]
         if placement == PLACE_BASE:
-            task_e, task_d, task_tok = base_tasks(c, base_next, D)
-            base_next = (base_next + task_e.shape[0]) % D
+            task_e, task_d, task_tok = base_tasks(c, base_first_die[step, layer], D)
         elif placement == PLACE_EP:
             task_e, task_d, task_tok = ep_tasks(c, home)
         else:
@@ -81,4 +80,3 @@ def run_layers(pos0, pos1, num_layers, steps, placement, predictor, counts, base
                      expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate,
                      hbm_latency, hop_latency, die_busy, die_tokens, link_bytes, dram_bytes, d2d_bytes, acc_i,
                      acc_f, layer_out)
-    return base_next
