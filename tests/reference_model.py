@@ -183,13 +183,16 @@ class RefSim:
         self.copies = {d: OrderedDict() for d in range(self.D)}   # d -> {(layer, e): last used}, LRU first
         self.heat = heatmap_top_sets(trace, self.rb, self.top_n) if predictor == "heatmap" else None
         self.layers = []   # per (step, layer) records
+        self.allo_plans_without_copies = self.allo_plans_with_copies = 0   # allo layers that had copies
 
-    def holds(self, d, l, e):
-        return self.home[e] == d or (l, e) in self.copies[d]
+    def holds(self, d, l, e, use_copies=True):
+        return self.home[e] == d or (use_copies and (l, e) in self.copies[d])
 
-    def source(self, d, l, e):
-        if self.holds(d, l, e):
+    def source(self, d, l, e, use_copies=True):
+        if self.holds(d, l, e, use_copies):
             return d
+        if not use_copies:
+            return self.home[e]
         holders = [self.home[e]] + sorted(h for h in range(self.D) if (l, e) in self.copies[h])
         best = holders[0]
         for h in holders[1:]:
@@ -208,6 +211,18 @@ class RefSim:
         return self.allo(l, counts, active)
 
     def allo(self, l, counts, active):
+        # plan with and without this layer's copies; keep the lower estimated layer time (ties: copies)
+        tasks, est = self.allo_plan(l, counts, active, use_copies=True)
+        if not any(key[0] == l for d in range(self.D) for key in self.copies[d]):
+            return tasks
+        home_tasks, home_est = self.allo_plan(l, counts, active, use_copies=False)
+        if home_est < est:
+            self.allo_plans_without_copies += 1
+            return home_tasks
+        self.allo_plans_with_copies += 1
+        return tasks
+
+    def allo_plan(self, l, counts, active, use_copies):
         D = self.D
         est = {d: {"cl": 0.0, "cr": 0.0, "dram": 0.0, "d2d": 0.0} for d in range(D)}
 
@@ -225,7 +240,7 @@ class RefSim:
             r = counts[e]
             cands = []
             for d in range(D):
-                src = self.source(d, l, e)
+                src = self.source(d, l, e, use_copies)
                 hops = self.mesh.distance(d, src)
                 if hops <= 1:
                     holder = src == d
@@ -267,7 +282,7 @@ class RefSim:
                 assigned[d] = assigned.get(d, 0) + b
                 left -= b
             tasks.extend((e, d, assigned[d]) for d in sorted(assigned))
-        return tasks
+        return tasks, max(t(d) for d in range(D))
 
     # -- predictors: (want per task, predicted set or None)
     def predict(self, s, l, tasks, sources):

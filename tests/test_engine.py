@@ -401,3 +401,31 @@ def test_shape_check_names_each_failed_clause():
     text = shape_check({"a": {"rows": good}, "b": {"rows": bad}}).splitlines()
     assert text[0].startswith("a 8x3 4096: passes (Base 100, Pred Only 150, Allo Only 400, Allo+Pred 400 tok/s")
     assert text[1].startswith("b 8x3 4096: fails Allo+Pred >= Allo Only; Pred Only > Base (")
+
+
+def test_allo_keeps_the_home_plan_when_a_copy_would_overload_its_holder():
+    # 1x2 mesh, experts 0 1 homed on die 0, 2 3 on die 1; weights dominate (a read R = 6000 ns from HBM,
+    # 12000 ns over the link; compute ~12 ns a token). Die 1 holds a copy of expert 0.
+    # Coldest first with the copy: 1 -> die 0 (R); 0 -> die 1 (its copy; die 0 would be 2R); 2, 3 -> die 1
+    # (reading them on die 0 costs the link, 2R or more): die 1 ends at 3R. Without the copy every expert
+    # stays home: 2R each. The plan without copies is kept.
+    from waferview.policies.placement_allo import allo_plan, allo_tasks
+
+    model = tiny_model(num_experts=4, top_k=1, layers=1, hidden=1000, inter=1000)
+    trace = trace_from_rows(model, [([[[0]]], [])])
+    hw = tiny_hardware(2, 1, die_tflops=1000.0, hbm_bytes_per_ns=1000.0, link_bytes_per_ns=500.0,
+                       link_efficiency=1.0, hbm_efficiency={"default": 1.0})
+    eng = Engine(trace, hw, placement="allo", predictor="off")
+    counts = np.array([2, 1, 3, 4], dtype=np.int64)
+    copies = np.zeros((2, 4), dtype=np.uint8)
+    copies[1, 0] = 1
+    args = (eng.dist, eng.expert_bytes, eng.flops_per_token, eng.flops_per_ns, eng.hbm_rate, eng.link_rate,
+            hw.hop_latency_ns, 50, 5)
+    e, d, _, est = allo_plan(counts, eng.home, copies, *args)
+    assert dict(zip(e.tolist(), d.tolist())) == {0: 1, 1: 0, 2: 1, 3: 1}
+    assert est == 3 * 6000.0   # die 1: 3 reads; its compute (9 tokens x 12 ns) hides under HBM
+    e, d, _ = allo_tasks(counts, eng.home, copies, *args)
+    assert dict(zip(e.tolist(), d.tolist())) == {0: 0, 1: 0, 2: 1, 3: 1}
+    # the plan without copies: what allo makes when the layer has none
+    e, d, _ = allo_tasks(counts, eng.home, np.zeros((2, 4), dtype=np.uint8), *args)
+    assert dict(zip(e.tolist(), d.tolist())) == {0: 0, 1: 0, 2: 1, 3: 1}

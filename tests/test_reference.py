@@ -63,11 +63,12 @@ def compare(trace, hw, batch, seed, options, placement, predictor):
         assert f.link_bytes.tolist() == r["link_bytes"], where
         assert f.die_tokens.tolist() == r["die_tokens"], where
         assert close(f.layer_time_ns, r["time"]), where
-    return ours
+    return ours, ref
 
 
 CASES = 30
-_seen = {"allo_split": 0, "allo_remote": 0, "copies": 0, "evictions": 0, "meshes": set()}
+_seen = {"allo_split": 0, "allo_remote": 0, "copies": 0, "evictions": 0, "meshes": set(),
+         "home_plans": 0, "copy_plans": 0}
 
 
 @pytest.mark.parametrize("case", range(CASES))
@@ -76,7 +77,9 @@ def test_engine_matches_reference_on_random_cases(case):
     _seen["meshes"].add(hw.shape)
     for placement in PLACEMENTS:
         for predictor in PREDICTORS:
-            s = compare(trace, hw, batch, seed, options, placement, predictor)
+            s, ref = compare(trace, hw, batch, seed, options, placement, predictor)
+            _seen["home_plans"] += ref.allo_plans_without_copies
+            _seen["copy_plans"] += ref.allo_plans_with_copies
             if placement == "allo":
                 _seen["allo_remote"] += s["hops"] > 0
                 active = sum(int((c > 0).sum()) for c in Engine(trace, hw, batch=batch, seed=seed).counts)
@@ -91,6 +94,8 @@ def test_random_cases_exercise_the_model():
         pytest.skip("run together with the random cases")
     assert _seen["allo_split"] > 0 and _seen["allo_remote"] > 0
     assert _seen["copies"] > 0 and _seen["evictions"] > 0
+    # layers with copies where allo kept the plan without them, and where it kept the one with them
+    assert _seen["home_plans"] > 0 and _seen["copy_plans"] > 0
     assert "1x1" in _seen["meshes"] and any(m in _seen["meshes"] for m in ("4x4", "4x3", "3x4"))
 
 
@@ -104,7 +109,7 @@ def test_reference_agreement_with_eviction_under_pressure(eviction):
     evictions = 0
     for placement in PLACEMENTS:
         for predictor in PREDICTORS:
-            s = compare(trace, hw, 40, 3, options, placement, predictor)
+            s, _ = compare(trace, hw, 40, 3, options, placement, predictor)
             evictions += s["evictions"]
     if eviction == "lru":
         assert evictions > 0  # the case really exercises eviction
