@@ -158,7 +158,7 @@ class RefSim:
         self.placement, self.predictor = placement, predictor
         self.block_size, self.max_split = block_size, max_split
         self.top_n = top_n if top_n is not None else math.ceil(0.2 * self.E)
-        self.eviction = eviction or "lru"
+        self.eviction = eviction or "admit"
         # base: each (step, layer) starts its round-robin at a die drawn from the seed (same draw as the engine's
         # documented one: default_rng((seed, 0xBA5E)).integers(0, D, size=(steps, layers)))
         self.base_first_die = np.random.default_rng((int(seed), 0xBA5E)).integers(
@@ -181,6 +181,7 @@ class RefSim:
         self.hbm_rate = hw.hbm_bytes_per_ns * hw.hbm_efficiency.get(m.key, hw.hbm_efficiency["default"])
         self.link_rate = hw.link_bytes_per_ns * hw.link_efficiency
         self.copies = {d: OrderedDict() for d in range(self.D)}   # d -> {(layer, e): last used}, LRU first
+        self.reads = {d: {} for d in range(self.D)}   # d -> {(layer, e): reads of e by d away from its home}
         self.heat = heatmap_top_sets(trace, self.rb, self.top_n) if predictor == "heatmap" else None
         self.layers = []   # per (step, layer) records
         self.allo_plans_without_copies = self.allo_plans_with_copies = 0   # allo layers that had copies
@@ -321,6 +322,8 @@ class RefSim:
         sources = [self.source(d, l, e) for e, d, _ in tasks]
         copy_reads = 0
         for (e, d, _), src in zip(tasks, sources):     # reading a copy makes it most recently used
+            if self.home[e] != d:
+                self.reads[d][(l, e)] = self.reads[d].get((l, e), 0) + 1
             if src == d and self.home[e] != d and (l, e) in self.copies[d]:
                 copy_reads += 1
                 self.copies[d].move_to_end((l, e))
@@ -332,12 +335,15 @@ class RefSim:
                 copied.append(False)
                 continue
             if len(self.copies[d]) >= self.slots[d]:
-                if self.eviction != "lru" or not self.copies[d]:
+                if self.eviction == "never" or not self.copies[d]:
                     copied.append(False)
                     continue
                 victim, used = next(iter(self.copies[d].items()))
                 if used >= now:
                     copied.append(False)
+                    continue
+                if self.eviction == "admit" and self.reads[d][victim] >= self.reads[d][(l, e)]:
+                    copied.append(False)   # the victim has been read at least as often: keep it
                     continue
                 del self.copies[d][victim]
                 evictions += 1

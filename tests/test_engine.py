@@ -174,14 +174,31 @@ def test_no_copy_without_space_and_predictor_off_makes_none():
         assert s["copies_made"] == 0 and s["cache_hit_rate"] == 0.0 and s["hops"] == 7
 
 
-def test_eviction_defaults_to_lru_and_never_is_the_option():
+def test_eviction_defaults_to_admit_with_lru_and_never_as_options():
     trace = trace_from_rows(MODEL, TWO_STEP)
-    assert PolicyOptions().eviction == "lru"
+    assert PolicyOptions().eviction == "admit"
     for predictor in PREDICTORS:
-        assert Engine(trace, hw2x2(), predictor=predictor).summary()["eviction"] == "lru"
+        assert Engine(trace, hw2x2(), predictor=predictor).summary()["eviction"] == "admit"
     assert Engine(trace, hw2x2(), options=PolicyOptions(eviction="never")).summary()["eviction"] == "never"
-    with pytest.raises(InputError, match="--eviction 'sometimes': expected one of never, lru"):
+    with pytest.raises(InputError, match="--eviction 'sometimes': expected one of admit, lru, never"):
         PolicyOptions(eviction="sometimes")
+
+
+# One request; base always starts at die 0, so die 0 runs the step's one expert: 1 1 2 1 2 2 2 (expert e
+# is homed on die e). One copy slot, the lru predictor (copy every remote read).
+#   lru:   copy 1 | hit | 2 evicts 1 | 1 evicts 2 | 2 evicts 1 | hit | hit    -> 4 copies, 3 evictions, 3 hits
+#   admit: copy 1 | hit (1 read twice) | 2 read once: keep 1 | hit (1: 3 reads) | 2: 2 reads, keep |
+#          2: 3 reads, keep (ties keep) | 2: 4 reads > 3: evict 1, copy 2          -> 2 copies, 1 eviction, 2 hits
+#   never: copy 1 | hit | - | hit | - | - | -                                      -> 1 copy, 0 evictions, 2 hits
+@pytest.mark.parametrize("eviction, copies, evictions, hits", [("lru", 4, 3, 3), ("admit", 2, 1, 2),
+                                                               ("never", 1, 0, 2)])
+def test_eviction_rules_on_a_worked_sequence(eviction, copies, evictions, hits):
+    trace = trace_from_rows(MODEL, [([[[1]]], [[[1]], [[2]], [[1]], [[2]], [[2]], [[2]]])])
+    engine = Engine(trace, hw2x2(), placement="base", predictor="lru",
+                    options=PolicyOptions(eviction=eviction, copy_slots=1))
+    s = pin_base(engine, *[0] * 7).run()
+    assert (s["copies_made"], s["evictions"], s["copy_reads"]) == (copies, evictions, hits)
+    assert s["weight_reads"] == 7 and s["local_write_bytes"] == copies * EB
 
 
 def test_bytes_per_param_sets_expert_size_fit_and_copy_space():

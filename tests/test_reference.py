@@ -38,7 +38,7 @@ def random_case(seed):
     options = PolicyOptions(block_size=int(rng.integers(1, 6)), max_split=int(rng.integers(1, 6)),
                             top_n=int(rng.integers(1, 4)), copy_slots=int(rng.choice([0, 1, 3, 100])))
     seed = int(rng.integers(0, 100))
-    options = replace(options, eviction=str(rng.choice(["lru", "never"])),
+    options = replace(options, eviction=str(rng.choice(["admit", "lru", "never"])),
                       bytes_per_param=float(rng.choice([2.0, 1.0, 0.5, 0.25])))
     return trace, hw, batch, seed, options
 
@@ -99,7 +99,7 @@ def test_random_cases_exercise_the_model():
     assert "1x1" in _seen["meshes"] and any(m in _seen["meshes"] for m in ("4x4", "4x3", "3x4"))
 
 
-@pytest.mark.parametrize("eviction", ["never", "lru"])
+@pytest.mark.parametrize("eviction", ["never", "lru", "admit"])
 def test_reference_agreement_with_eviction_under_pressure(eviction):
     rng = np.random.default_rng(7)
     model = tiny_model(num_experts=12, top_k=3, layers=2)
@@ -111,7 +111,7 @@ def test_reference_agreement_with_eviction_under_pressure(eviction):
         for predictor in PREDICTORS:
             s, _ = compare(trace, hw, 40, 3, options, placement, predictor)
             evictions += s["evictions"]
-    if eviction == "lru":
+    if eviction != "never":
         assert evictions > 0  # the case really exercises eviction
     else:
         assert evictions == 0

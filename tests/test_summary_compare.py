@@ -121,7 +121,7 @@ def test_a_model_that_does_not_fit_warns_in_every_output(capsys, kimi_cache):
     # the same trace at 1 byte per parameter (FP8) fits, and says which precision it ran at
     s = run_json(capsys, ["summary", kimi_cache, "--json", "--mesh", "8x3", "--bytes-per-param", "1"])
     assert s["fits_in_hbm"] is True and s["hbm_note"] is None and s["bytes_per_param"] == 1.0
-    assert s["copy_slots_per_die"] == 674 and s["eviction"] == "lru"
+    assert s["copy_slots_per_die"] == 674 and s["eviction"] == "admit"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from waferview.policies.base import EVICTIONS
+
 SOURCE_HELP = ("a dataset-layout directory, one .json trace file, a waferview cache (.wvtrace), or "
                "hf:<org>/<model>[/<benchmark>[/<subject>]]; default: the shipped synthetic trace in assets/")
 
@@ -37,8 +39,9 @@ its home die; allo: the paper's Algorithm 1) -> a task reads the whole expert fr
 else from the nearest holder along the XY route (the weights cross every link of the route, a 16 B
 header goes back) -> --predictor may copy a remote read to the reading die (heatmap: the paper's
 cross-token heatmap; oracle: the next step's true routing; lru: every remote read). A die's copy
-space is its free HBM; when full, --eviction lru (default) drops its least recently used copy, and
---eviction never (the paper) keeps every copy and stops copying. Experts are BF16 (--bytes-per-param 2).
+space is its free HBM; when full, --eviction admit (default) drops its least recently used copy only
+for an expert the die has read more often, lru always drops it, never (the paper) keeps every copy and
+stops copying. Experts are BF16 (--bytes-per-param 2).
 Die busy = max(max(compute_local, HBM), d2d_in) + compute_remote + 300 ns (+ 200 ns x its longest
 route); layer time = max(slowest die, busiest link): layers are separated by a barrier.
 """
@@ -66,9 +69,10 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
                    help="allo: candidate dies an expert gets at least (default 5)")
     g.add_argument("--top-n", type=int, default=None, metavar="N",
                    help="heatmap: experts predicted per row (default ceil(0.2 x experts))")
-    g.add_argument("--eviction", default="lru", choices=("lru", "never"),
-                   help="when a die's copy space is full: evict its least recently used copy (default, every "
-                        "predictor) or never copy more (the paper's rule: copies are kept forever)")
+    g.add_argument("--eviction", default="admit", choices=EVICTIONS,
+                   help="when a die's copy space is full: admit (default) evicts its least recently used "
+                        "copy only for an expert the die has read more often; lru always evicts it; never "
+                        "copies no more (the paper's rule: copies are kept forever)")
     g.add_argument("--copy-slots", type=int, default=None, metavar="N",
                    help="expert copies each die may hold (default: its free HBM after weights and reserve)")
     g.add_argument("--bytes-per-param", type=float, default=2.0, metavar="B",

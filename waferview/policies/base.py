@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from waferview.errors import InputError
 
-EVICTIONS = ("never", "lru")
+# when a die's copy space is full: admit (default) = the least recently used copy makes room only for an
+# expert the die has read more often; lru = it always does; never = no more copies (the paper)
+EVICTIONS = ("admit", "lru", "never")
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class PolicyOptions:
     block_size: int = 50            # allo: tokens per block (the paper's 50)
     max_split: int = 5              # allo: an expert gets at least this many candidate dies (if there are)
     top_n: int | None = None        # heatmap: row top-n; None = ceil(0.2 * E)
-    eviction: str = "lru"           # "lru" (default, every predictor) or "never" (the paper: copies are kept forever)
+    eviction: str = "admit"         # one of EVICTIONS (default admit, every predictor)
     copy_slots: int | None = None   # copies per die; None = the free HBM after weights and the reserve
     bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (DESIGN.md), 1 = FP8, 0.5 = INT4
 

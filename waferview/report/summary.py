@@ -25,7 +25,7 @@ FIELD_DOCS = {
     'seed': "seed of the batch's request order",
     'placement': 'task placement mode (base, ep, allo)',
     'predictor': 'copy predictor mode (off, heatmap, oracle, lru)',
-    'eviction': "when a die's copy space is full: lru (default) or never (the paper's rule)",
+    'eviction': "when a die's copy space is full: admit (default), lru, or never (the paper's rule)",
     'bytes_per_param': 'expert weight precision in bytes per parameter (2 = BF16, the default)',
     'layers_simulated': '(step, MoE layer) pairs simulated so far',
     'layers_total': '(step, MoE layer) pairs in the run',

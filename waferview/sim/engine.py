@@ -49,8 +49,8 @@ class Engine:
     summary() -> dict           the summary fields so far (fresh dict)
     done, position, total, mesh, placement, predictor, set_placement(name), set_predictor(name),
     fits_in_hbm, hbm_note, batch_note, batch (the Batch: size, requests, weights, steps), counts,
-    expert_bytes and bytes_per_param (options.bytes_per_param, 2 = BF16), eviction (options.eviction, lru by
-    default), base_first_die (steps x layers: where the base placement's round-robin starts, drawn from the
+    expert_bytes and bytes_per_param (options.bytes_per_param, 2 = BF16), eviction (options.eviction,
+    admit by default), base_first_die (steps x layers: where the base placement's round-robin starts, drawn from the
     seed when the engine is made, so a mode switch does not change it).
     Unknown mode names raise InputError; a mode change applies from the next layer.
     """
@@ -91,7 +91,8 @@ class Engine:
         # copy store
         self.copies = np.zeros((L, D, E), dtype=np.uint8)
         self.copy_count = np.zeros(D, dtype=np.int64)
-        self._lru = np.full((D, L * E, 4), -1, dtype=np.int32)   # kernels.PREV, NEXT, LAST_USED per slot
+        self._lru = np.full((D, L * E, 4), -1, dtype=np.int32)   # kernels.PREV, NEXT, LAST_USED, READS per slot
+        self._lru[:, :, kernels.READS] = 0
         self._lru_head = np.full(D, -1, dtype=np.int64)
         self._lru_tail = np.full(D, -1, dtype=np.int64)
         # scratch for the layer kernel (copied into frames)
@@ -102,7 +103,8 @@ class Engine:
         self._die_d2d_bytes = np.zeros(D, dtype=np.int64)
         self.total = self.batch.steps * L
         self.position = 0
-        self._evict_lru = self.options.eviction == "lru"
+        self._eviction = {"never": kernels.EVICT_NEVER, "lru": kernels.EVICT_LRU,
+                          "admit": kernels.EVICT_ADMIT}[self.options.eviction]
         self._step_tokens = [int(x) for x in self.batch.tokens_per_step]
         self._step_tokens_array = np.ascontiguousarray(self.batch.tokens_per_step, dtype=np.int64)
         # run totals (kernels.ACC_*), and the last layer's own figures (for step()'s Frame)
@@ -200,7 +202,7 @@ class Engine:
         fused.run_layers(
             self.position, stop, self.num_layers, self.batch.steps, placement, predictor, self.counts,
             self.base_first_die, heat, self._step_tokens_array, self.home, self.copies, self.copy_count,
-            self.copy_slots, self._evict_lru, self._lru, self._lru_head, self._lru_tail, self.dist,
+            self.copy_slots, self._eviction, self._lru, self._lru_head, self._lru_tail, self.dist,
             mesh.route_offsets, mesh.route_links, mesh.num_links, self.expert_bytes, hw.request_header_bytes,
             self.flops_per_token, self.flops_per_ns, self.hbm_rate, self.link_rate, hw.hbm_latency_ns,
             hw.hop_latency_ns, opt.block_size, opt.max_split, self._die_busy, self._die_tokens,
@@ -233,7 +235,7 @@ class Engine:
         hw, mesh = self.hardware, self.mesh
         selections = kernels.finish_layer(
             step, layer, position, np.ascontiguousarray(want, dtype=np.bool_), task_e, task_d, task_tok, task_src,
-            self.home, self.copies, self.copy_count, self.copy_slots, self._evict_lru,
+            self.home, self.copies, self.copy_count, self.copy_slots, self._eviction,
             self._lru, self._lru_head, self._lru_tail, np.empty(len(task_e), dtype=np.bool_),
             pred_mode, predicted, self.counts[step + 1 if has_next else step, layer],
             self._step_tokens[step], self.dist, mesh.route_offsets, mesh.route_links, mesh.num_links,

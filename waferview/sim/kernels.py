@@ -108,9 +108,14 @@ def layer_costs(task_e, task_d, task_tok, task_src, copy_writes, dist, route_off
 
 
 # ---- the copy store: copies[L, D, E] uint8, and a per-die LRU list over slots idx = l * E + e ----------
-# lru[D, L * E, 4] int32: (prev, next, last_used, unused) of each slot, one 16-byte record (a list step
-# or a touch reads one cache line, not one line in each of three arrays); -1 = none / never used.
-PREV, NEXT, LAST_USED = 0, 1, 2
+# lru[D, L * E, 4] int32: (prev, next, last_used, reads) of each slot, one 16-byte record (a list step
+# or a touch reads one cache line, not one line in each of four arrays); -1 = none / never used.
+# reads = how often the die has read that expert while not homed on it (remote or from its copy).
+PREV, NEXT, LAST_USED, READS = 0, 1, 2, 3
+# eviction rules (engine option --eviction): when a die's copy space is full ...
+EVICT_NEVER = 0   # ... the copy is skipped (the paper)
+EVICT_LRU = 1     # ... the least recently used copy makes room
+EVICT_ADMIT = 2   # ... it does only if the die has read the new expert more often than that copy's expert
 
 
 @njit(nogil=True, cache=True)
@@ -143,15 +148,18 @@ def _lru_append(d, idx, lru, lru_head, lru_tail):
 
 @njit(nogil=True, cache=True)
 def touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_head, lru_tail):
-    """A task that reads a copy on its own die makes that copy the most recently used.
-    Returns the number of such reads (weight reads served by a predictor copy)."""
+    """Count every read of an expert away from its home die; a task that reads a copy on its own die
+    makes that copy the most recently used. Returns the number of reads served by a predictor copy."""
     E = copies.shape[2]
     hits = 0
     for t in range(task_e.shape[0]):
         d = task_d[t]
         e = task_e[t]
-        if task_src[t] == d and home[e] != d and copies[layer, d, e]:
-            idx = layer * E + e
+        if home[e] == d:
+            continue
+        idx = layer * E + e
+        lru[d, idx, READS] += 1
+        if task_src[t] == d and copies[layer, d, e]:
             if lru_tail[d] != idx:   # already the most recently used: unlink + append would change nothing
                 _lru_unlink(d, idx, lru, lru_head, lru_tail)
                 _lru_append(d, idx, lru, lru_head, lru_tail)
@@ -162,11 +170,13 @@ def touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_he
 
 @njit(nogil=True, cache=True)
 def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, now,
-                 evict_lru, lru, lru_head, lru_tail, copied):
+                 eviction, lru, lru_head, lru_tail, copied):
     """Copy expert task_e[t] to die task_d[t] for each remote task with want[t], in task order.
 
-    A die with no free slot skips the copy (eviction 'never', the paper), or with evict_lru drops its
-    least recently used copy first, unless that copy was used in this very layer (then it skips).
+    A die with no free slot skips the copy (EVICT_NEVER, the paper), or drops its least recently used
+    copy first (EVICT_LRU), or does so only when it has read the new expert more often than the victim
+    (EVICT_ADMIT: a copy read once is not worth a copy read often, so cyclic or random reuse larger
+    than the copy space does not flush it). A copy used in this very layer is never the victim.
     Sets copied[t]; returns the number of evictions.
     """
     E = copies.shape[2]
@@ -178,10 +188,12 @@ def apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy
         if not want[t] or task_src[t] == d or copies[layer, d, e]:
             continue
         if copy_count[d] >= copy_slots[d]:
-            if not evict_lru or copy_count[d] == 0:
+            if eviction == EVICT_NEVER or copy_count[d] == 0:
                 continue
             victim = lru_head[d]
             if lru[d, victim, LAST_USED] >= now:
+                continue
+            if eviction == EVICT_ADMIT and lru[d, victim, READS] >= lru[d, layer * E + e, READS]:
                 continue
             vl = victim // E
             ve = victim - vl * E
@@ -213,7 +225,7 @@ PRED_NONE, PRED_GIVEN, PRED_COPIED = 0, 1, 2
 
 @njit(nogil=True, cache=True)
 def finish_layer(step, layer, now, want, task_e, task_d, task_tok, task_src, home, copies, copy_count,
-                 copy_slots, evict_lru, lru, lru_head, lru_tail, copied,
+                 copy_slots, eviction, lru, lru_head, lru_tail, copied,
                  pred_mode, predicted, next_counts, step_tokens, dist, route_off, route_links, n_links,
                  expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate, hbm_latency,
                  hop_latency, die_busy, die_tokens, link_bytes, dram_bytes, d2d_bytes, acc_i, acc_f, layer_out):
@@ -224,7 +236,7 @@ def finish_layer(step, layer, now, want, task_e, task_d, task_tok, task_src, hom
     D = dist.shape[0]
     copy_reads = touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_head, lru_tail)
     evictions = apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, now,
-                             evict_lru, lru, lru_head, lru_tail, copied)
+                             eviction, lru, lru_head, lru_tail, copied)
     copy_writes = np.zeros(D, dtype=np.int64)
     n_copied = 0
     for t in range(task_e.shape[0]):

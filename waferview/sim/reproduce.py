@@ -1,7 +1,7 @@
 """Regenerate REPRODUCTION.md's throughput and hop-reduction tables.
 
     python -m waferview.sim.reproduce [--dir DIR] [--requests 16384] [--models qwen3,deepseek,llama4,kimi]
-                                      [--bytes-per-param 2] [--eviction lru]
+                                      [--bytes-per-param 2] [--eviction admit]
 
 For each model: a synthetic trace of `requests` requests (written once to DIR/<model>-<requests>.wvtrace by
 waferview.trace.synth, seed 0), the paper's sweep (5 strategies x 5x5/8x3 x batches 4096/8192/16384), and
@@ -134,8 +134,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated model keys (default all four)")
     p.add_argument("--bytes-per-param", type=float, default=2.0,
                    help="expert weight precision (default 2 = BF16; 1 = FP8 is the variant where Kimi fits)")
-    p.add_argument("--eviction", default="lru", choices=("lru", "never"),
-                   help="when a die's copy space is full: lru (default) or never (the paper's rule)")
+    p.add_argument("--eviction", default="admit", choices=("admit", "lru", "never"),
+                   help="when a die's copy space is full: admit (default), lru, or never (the paper's rule)")
     args = p.parse_args(argv)
     from waferview.policies.base import PolicyOptions
 
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
         results[model] = res
         print(f"{model}: sweep {res['seconds']:.1f} s", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    variant = "" if (args.bytes_per_param, args.eviction) == (2.0, "lru") else \
+    variant = "" if (args.bytes_per_param, args.eviction) == (2.0, "admit") else \
         f"-bpp{args.bytes_per_param:g}-{args.eviction}"
     (folder / f"reproduce{variant}.json").write_text(json.dumps({"results": results, "peak_rss_mb": peak,
                                                                  "options": vars(args)}))
