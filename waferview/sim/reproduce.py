@@ -122,6 +122,19 @@ def shape_check(results: dict, mesh: str = "8x3", batch: int = 4096) -> str:
     return "\n".join(out)
 
 
+def variant_rows(results: dict, label: str, mesh: str = "8x3", batch: int = 4096) -> str:
+    """REPRODUCTION.md's table of variants: one row per model for this run's options, with the shape check."""
+    lines = []
+    for model, res in results.items():
+        rs = {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
+        check = shape_check({model: res}, mesh, batch).split(": ", 1)[1].split(" (")[0]
+        cells = [f"{rs[s]['speedup_vs_base']:.2f}x" for s in ("Pred Only", "Allo Only", "Allo+Pred")]
+        cells += [_hop(rs[s]["hop_reduction_vs_base"]) for s in ("Pred Only", "Allo Only")]
+        cells.append(f"{rs['Pred Only']['cache_hit_rate']:.2f}")
+        lines.append(f"| {label} | {model} | " + " | ".join(cells) + f" | {check} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     import resource
 
@@ -167,6 +180,8 @@ def main(argv=None) -> int:
     print(headline(results))
     print()
     print(shape_check(results))
+    print()
+    print(variant_rows(results, f"{args.bytes_per_param:g} B/param, {args.eviction}"))
     print(f"peak RSS {peak:.0f} MB")
     return 0
 
