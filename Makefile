@@ -26,3 +26,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+	find waferview -name "*.nbi" -o -name "*.nbc" | xargs rm -f   # numba caches
