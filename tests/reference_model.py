@@ -214,8 +214,8 @@ class RefSim:
     def allo(self, l, counts, active):
         # plan with and without this layer's copies; keep the lower estimated layer time (ties: copies)
         tasks, est = self.allo_plan(l, counts, active, use_copies=True)
-        if not any(key[0] == l for d in range(self.D) for key in self.copies[d]):
-            return tasks
+        if not any((l, e) in self.copies[d] for e in active for d in range(self.D)):
+            return tasks   # no active expert has a copy: both plans are the same
         home_tasks, home_est = self.allo_plan(l, counts, active, use_copies=False)
         if home_est < est:
             self.allo_plans_without_copies += 1

@@ -258,13 +258,17 @@ def test_tokens_and_bytes_are_conserved(placement, predictor):
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
-def test_stepped_run_equals_run_to_the_end_and_is_deterministic(placement):
-    _, a = _random_engine(placement, "heatmap", copy_slots=3, eviction="lru")
+@pytest.mark.parametrize("predictor", PREDICTORS)
+@pytest.mark.parametrize("eviction", ["admit", "lru", "never"])
+def test_stepped_run_equals_run_to_the_end_and_is_deterministic(placement, predictor, eviction):
+    _, a = _random_engine(placement, predictor, copy_slots=3, eviction=eviction)
     while a.step() is not None:
         pass
-    _, b = _random_engine(placement, "heatmap", copy_slots=3, eviction="lru")
+    _, b = _random_engine(placement, predictor, copy_slots=3, eviction=eviction)
     assert a.summary() == b.run()
     assert b.step() is None and b.done and b.position == b.total
+    if predictor != "off" and placement != "ep":
+        assert a.summary()["copies_made"] > 0   # the copy store and its eviction rule really ran
 
 
 def test_same_seed_same_batch_other_seed_other_batch():
@@ -405,7 +409,7 @@ def test_allo_breaks_ties_between_holders_toward_the_home_die():
 
 
 def test_shape_check_names_each_failed_clause():
-    from waferview.sim.reproduce import shape_check
+    from waferview.sim.reproduce import shape_check, variant_rows
 
     def row(strategy, tput, hops, hop_red, remote=1):
         return {"strategy": strategy, "sweep_mesh": "8x3", "sweep_batch": 4096, "throughput_tokens_per_s": tput,
@@ -418,6 +422,15 @@ def test_shape_check_names_each_failed_clause():
     text = shape_check({"a": {"rows": good}, "b": {"rows": bad}}).splitlines()
     assert text[0].startswith("a 8x3 4096: passes (Base 100, Pred Only 150, Allo Only 400, Allo+Pred 400 tok/s")
     assert text[1].startswith("b 8x3 4096: fails Allo+Pred >= Allo Only; Pred Only > Base (")
+    # the variants table: speedups, hop reductions, Pred Only's hit rate, the verdict
+    for rows in (good, bad):
+        for r in rows:
+            r["speedup_vs_base"] = r["throughput_tokens_per_s"] / 100
+            r["cache_hit_rate"] = 0.25
+    table = variant_rows({"a": {"rows": good}, "b": {"rows": bad}}, "BF16, admit").splitlines()
+    assert table == ["| BF16, admit | a | 1.50x | 4.00x | 4.00x | 2.0x | 100x | 0.25 | passes |",
+                     "| BF16, admit | b | 1.00x | 4.00x | 3.90x | 1.0x | 20x | 0.25 | "
+                     "fails Allo+Pred >= Allo Only; Pred Only > Base |"]
 
 
 def test_allo_keeps_the_home_plan_when_a_copy_would_overload_its_holder():
@@ -438,7 +451,7 @@ def test_allo_keeps_the_home_plan_when_a_copy_would_overload_its_holder():
     copies[1, 0] = 1
     args = (eng.dist, eng.expert_bytes, eng.flops_per_token, eng.flops_per_ns, eng.hbm_rate, eng.link_rate,
             hw.hop_latency_ns, 50, 5)
-    e, d, _, est = allo_plan(counts, eng.home, copies, *args)
+    e, d, _, est = allo_plan(counts, eng.home, copies, True, *args)
     assert dict(zip(e.tolist(), d.tolist())) == {0: 1, 1: 0, 2: 1, 3: 1}
     assert est == 3 * 6000.0   # die 1: 3 reads; its compute (9 tokens x 12 ns) hides under HBM
     e, d, _ = allo_tasks(counts, eng.home, copies, *args)

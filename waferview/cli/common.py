@@ -57,7 +57,8 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
     g.add_argument("--batch", type=_positive_or_none, default=None, metavar="N",
                    help="requests replayed together (default: all requests in the trace; when N exceeds "
                         "them, requests are reused in a fixed seeded order and the output says so)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the batch's request order (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the batch's request order and of where base's "
+                        "round-robin starts in each layer (default 0)")
     if modes:
         g.add_argument("--placement", default="allo", metavar="MODE",
                        help=f"task placement: {', '.join(PLACEMENTS)} (default allo)")

@@ -20,7 +20,7 @@ _PREDICTOR_MODULES = {
     "off": "predictor_off",          # no copies
     "heatmap": "predictor_heatmap",  # the paper's cross-token heatmap, demand-triggered copies
     "oracle": "predictor_oracle",    # knows the next step's routing: the upper bound
-    "lru": "predictor_lru",          # copy every remote read, evict least recently used
+    "lru": "predictor_lru",          # copy every remote read (the eviction rule decides when full)
 }
 
 PLACEMENTS: tuple[str, ...] = tuple(_PLACEMENT_MODULES)

@@ -40,28 +40,30 @@ def allo_tasks(counts, home, copies_l, dist, expert_bytes, flops_per_token, flop
     """The tasks of the better of the plans with and without the layer's copies (see the module doc)."""
     args = (dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate, hop_latency, block_size,
             max_split)
-    task_e, task_d, task_tok, est = allo_plan(counts, home, copies_l, *args)
-    if not _any_copy(copies_l):
+    task_e, task_d, task_tok, est = allo_plan(counts, home, copies_l, True, *args)
+    if not _active_expert_copied(counts, home, copies_l):   # then both plans are the same
         return task_e, task_d, task_tok
-    home_e, home_d, home_tok, home_est = allo_plan(counts, home, np.zeros_like(copies_l), *args)
+    home_e, home_d, home_tok, home_est = allo_plan(counts, home, copies_l, False, *args)
     if home_est < est:
         return home_e, home_d, home_tok
     return task_e, task_d, task_tok
 
 
 @njit(nogil=True, cache=True)
-def _any_copy(copies_l):
-    for d in range(copies_l.shape[0]):
-        for e in range(copies_l.shape[1]):
-            if copies_l[d, e]:
-                return True
+def _active_expert_copied(counts, home, copies_l):
+    for e in range(counts.shape[0]):
+        if counts[e] > 0:
+            for d in range(copies_l.shape[0]):
+                if copies_l[d, e] and d != home[e]:
+                    return True
     return False
 
 
 @njit(nogil=True, cache=True)
-def allo_plan(counts, home, copies_l, dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate,
+def allo_plan(counts, home, copies_l, use_copies, dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate,
               link_rate, hop_latency, block_size, max_split):
-    """Algorithm 1 with the given holders: (task_e, task_d, task_tok, estimated layer time in ns)."""
+    """Algorithm 1 with the home dies, plus the copies if use_copies, as holders:
+    (task_e, task_d, task_tok, estimated layer time in ns)."""
     E = counts.shape[0]
     D = dist.shape[0]
     est_cl = np.zeros(D)
@@ -103,7 +105,7 @@ def allo_plan(counts, home, copies_l, dist, expert_bytes, flops_per_token, flops
         holders[0] = home[e]
         n_h = 1
         for h in range(D):
-            if copies_l[h, e] and h != home[e]:
+            if use_copies and copies_l[h, e] and h != home[e]:
                 holders[n_h] = h
                 n_h += 1
         n_cand = 0

@@ -22,7 +22,7 @@ FIELD_DOCS = {
     'dies': 'dies on the wafer (width x height)',
     'batch': 'requests replayed together (cycled in a seeded order when more than the trace has)',
     'batch_note': 'set when requests were reused to fill the batch',
-    'seed': "seed of the batch's request order",
+    'seed': "seed of the batch's request order and of base's start die per (step, layer)",
     'placement': 'task placement mode (base, ep, allo)',
     'predictor': 'copy predictor mode (off, heatmap, oracle, lru)',
     'eviction': "when a die's copy space is full: admit (default), lru, or never (the paper's rule)",

@@ -26,6 +26,7 @@ from waferview.wafer.hardware import load_hardware
 
 MODELS = ("deepseek", "kimi", "llama4", "qwen3")
 STRATEGIES = ("EP", "Pred Only", "Allo Only", "Allo+Pred")
+PRECISIONS = {2.0: "BF16", 1.0: "FP8 (1 B/param)", 0.5: "INT4 (0.5 B/param)"}   # labels of the variants table
 
 
 def ceiling(trace, hardware, batch: int, seed: int = 0, bytes_per_param: float = 2.0) -> float:
@@ -181,7 +182,9 @@ def main(argv=None) -> int:
     print()
     print(shape_check(results))
     print()
-    print(variant_rows(results, f"{args.bytes_per_param:g} B/param, {args.eviction}"))
+    precision = PRECISIONS.get(args.bytes_per_param, f"{args.bytes_per_param:g} B/param")
+    default = " (default)" if (args.bytes_per_param, args.eviction) == (2.0, "admit") else ""
+    print(variant_rows(results, f"{precision}, {args.eviction}{default}"))
     print(f"peak RSS {peak:.0f} MB")
     return 0
 
