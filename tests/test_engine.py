@@ -9,7 +9,8 @@ from simcases import random_trace, tiny_hardware, tiny_model, trace_from_rows
 from waferview.errors import InputError
 from waferview.models import get_model
 from waferview.policies import PLACEMENTS, PREDICTORS
-from waferview.policies.base import PolicyOptions
+from waferview.policies.base import EVICTIONS, PolicyOptions
+from waferview.sim import kernels
 from waferview.sim.engine import Engine
 
 # 2x2 mesh (dies 0 1 / 2 3) with round numbers: compute 1 TFLOPS x 0.5 = 500 flops/ns, HBM 1000 bytes/ns,
@@ -177,6 +178,7 @@ def test_no_copy_without_space_and_predictor_off_makes_none():
 def test_eviction_defaults_to_admit_with_lru_and_never_as_options():
     trace = trace_from_rows(MODEL, TWO_STEP)
     assert PolicyOptions().eviction == "admit"
+    assert set(kernels.EVICTION_CODES) == set(EVICTIONS)   # every rule the CLI offers has a kernel code
     for predictor in PREDICTORS:
         assert Engine(trace, hw2x2(), predictor=predictor).summary()["eviction"] == "admit"
     assert Engine(trace, hw2x2(), options=PolicyOptions(eviction="never")).summary()["eviction"] == "never"

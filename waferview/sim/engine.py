@@ -50,8 +50,8 @@ class Engine:
     done, position, total, mesh, placement, predictor, set_placement(name), set_predictor(name),
     fits_in_hbm, hbm_note, batch_note, batch (the Batch: size, requests, weights, steps), counts,
     expert_bytes and bytes_per_param (options.bytes_per_param, 2 = BF16), eviction (options.eviction,
-    admit by default), base_first_die (steps x layers: where the base placement's round-robin starts, drawn from the
-    seed when the engine is made, so a mode switch does not change it).
+    admit by default), base_first_die (steps x layers: where the base placement's round-robin starts,
+    drawn from the seed when the engine is made, so a mode switch does not change it).
     Unknown mode names raise InputError; a mode change applies from the next layer.
     """
 
@@ -91,7 +91,7 @@ class Engine:
         # copy store
         self.copies = np.zeros((L, D, E), dtype=np.uint8)
         self.copy_count = np.zeros(D, dtype=np.int64)
-        self._lru = np.full((D, L * E, 4), -1, dtype=np.int32)   # kernels.PREV, NEXT, LAST_USED, READS per slot
+        self._lru = np.full((D, L * E, 4), -1, dtype=np.int32)   # per slot: kernels.PREV, NEXT, LAST_USED, READS
         self._lru[:, :, kernels.READS] = 0
         self._lru_head = np.full(D, -1, dtype=np.int64)
         self._lru_tail = np.full(D, -1, dtype=np.int64)
@@ -103,8 +103,7 @@ class Engine:
         self._die_d2d_bytes = np.zeros(D, dtype=np.int64)
         self.total = self.batch.steps * L
         self.position = 0
-        self._eviction = {"never": kernels.EVICT_NEVER, "lru": kernels.EVICT_LRU,
-                          "admit": kernels.EVICT_ADMIT}[self.options.eviction]
+        self._eviction = kernels.EVICTION_CODES[self.options.eviction]
         self._step_tokens = [int(x) for x in self.batch.tokens_per_step]
         self._step_tokens_array = np.ascontiguousarray(self.batch.tokens_per_step, dtype=np.int64)
         # run totals (kernels.ACC_*), and the last layer's own figures (for step()'s Frame)

@@ -27,9 +27,9 @@ PREDICTOR_CODES = {"off": PRED_OFF, "heatmap": PRED_HEATMAP, "oracle": PRED_ORAC
 @njit(nogil=True, cache=True)
 def run_layers(pos0, pos1, num_layers, steps, placement, predictor, counts, base_first_die, heat_bits,
                step_tokens, home, copies, copy_count, copy_slots, eviction, lru, lru_head, lru_tail, dist,
-               route_off, route_links, n_links, expert_bytes, header_bytes, flops_per_token, flops_per_ns, hbm_rate,
-               link_rate, hbm_latency, hop_latency, block_size, max_split, die_busy, die_tokens, link_bytes,
-               dram_bytes, d2d_bytes, acc_i, acc_f, layer_out):
+               route_off, route_links, n_links, expert_bytes, header_bytes, flops_per_token, flops_per_ns,
+               hbm_rate, link_rate, hbm_latency, hop_latency, block_size, max_split, die_busy, die_tokens,
+               link_bytes, dram_bytes, d2d_bytes, acc_i, acc_f, layer_out):
     """Positions pos0 .. pos1-1 (position = step * num_layers + layer)."""
     D = dist.shape[0]
     E = counts.shape[2]

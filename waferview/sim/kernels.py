@@ -116,6 +116,7 @@ PREV, NEXT, LAST_USED, READS = 0, 1, 2, 3
 EVICT_NEVER = 0   # ... the copy is skipped (the paper)
 EVICT_LRU = 1     # ... the least recently used copy makes room
 EVICT_ADMIT = 2   # ... it does only if the die has read the new expert more often than that copy's expert
+EVICTION_CODES = {"never": EVICT_NEVER, "lru": EVICT_LRU, "admit": EVICT_ADMIT}   # by policies.base.EVICTIONS
 
 
 @njit(nogil=True, cache=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waferview.policies.base import EVICTIONS, PolicyOptions
 from waferview.sim.batch import batch_counts, select_batch
 from waferview.sim.compare import PAPER_BATCHES, PAPER_MESHES, paper_sweep
 from waferview.wafer.hardware import load_hardware
@@ -52,6 +53,11 @@ def _hop(v) -> str:
     return "no hops" if v is None else (f"{v:.0f}x" if v >= 10 else f"{v:.1f}x")
 
 
+def _cell(res: dict, mesh: str, batch: int) -> dict:
+    """The sweep's rows of one (mesh, batch), by strategy."""
+    return {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
+
+
 def run_table(results: dict) -> str:
     lines = ["| model | mesh | batch | Base tok/s | EP | Pred Only | Allo Only | Allo+Pred | ceiling | Allo+Pred / EP "
              "| hop red. Pred Only | Allo Only | Allo+Pred |",
@@ -59,7 +65,7 @@ def run_table(results: dict) -> str:
     for model, res in results.items():
         for mesh in PAPER_MESHES:
             for batch in PAPER_BATCHES:
-                rs = {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
+                rs = _cell(res, mesh, batch)
                 base = rs["Base"]["throughput_tokens_per_s"]
                 cells = [f"{rs[s]['speedup_vs_base']:.2f}x" for s in STRATEGIES]
                 cells.append(f"{res['ceiling'][f'{mesh} {batch}'] / base:.2f}x")
@@ -98,28 +104,36 @@ def headline(results: dict) -> str:
     return "\n".join(out)
 
 
-def shape_check(results: dict, mesh: str = "8x3", batch: int = 4096) -> str:
-    """The issue's acceptance, clause by clause, per model on one mesh and batch: EP moves no weights;
+def failed_clauses(rs: dict) -> list[str]:
+    """The issue's acceptance clauses that one (mesh, batch) cell's rows fail: EP moves no weights;
     Allo+Pred >= Allo Only > Pred Only > Base in throughput; Allo Only's hop reduction well above Pred Only's
     (taken as at least 10x Pred Only's)."""
+    tput = {k: r["throughput_tokens_per_s"] for k, r in rs.items()}
+    hop = {k: r["hop_reduction_vs_base"] for k, r in rs.items()}
+    clauses = [("EP moves no weights", rs["EP"]["remote_read_bytes"] == 0 and rs["EP"]["hops"] == 0),
+               ("Allo+Pred >= Allo Only", tput["Allo+Pred"] >= tput["Allo Only"]),
+               ("Allo Only > Pred Only", tput["Allo Only"] > tput["Pred Only"]),
+               ("Pred Only > Base", tput["Pred Only"] > tput["Base"]),
+               ("hop red. Allo Only >= 10x Pred Only's", hop["Allo Only"] is not None and hop["Pred Only"] is not None
+                and hop["Allo Only"] >= 10 * hop["Pred Only"])]
+    return [name for name, ok in clauses if not ok]
+
+
+def _verdict(failed: list[str]) -> str:
+    return "passes" if not failed else "fails " + "; ".join(failed)
+
+
+def shape_check(results: dict, mesh: str = "8x3", batch: int = 4096) -> str:
+    """failed_clauses per model on one mesh and batch, with the figures they compare."""
     out = []
     for model, res in results.items():
-        rs = {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
+        rs = _cell(res, mesh, batch)
         tput = {k: r["throughput_tokens_per_s"] for k, r in rs.items()}
         hop = {k: r["hop_reduction_vs_base"] for k, r in rs.items()}
-        ep_ok = rs["EP"]["remote_read_bytes"] == 0 and rs["EP"]["hops"] == 0
-        clauses = [("EP moves no weights", ep_ok),
-                   ("Allo+Pred >= Allo Only", tput["Allo+Pred"] >= tput["Allo Only"]),
-                   ("Allo Only > Pred Only", tput["Allo Only"] > tput["Pred Only"]),
-                   ("Pred Only > Base", tput["Pred Only"] > tput["Base"]),
-                   ("hop red. Allo Only >= 10x Pred Only's", hop["Allo Only"] is not None and hop["Pred Only"] is not None
-                    and hop["Allo Only"] >= 10 * hop["Pred Only"])]
-        failed = [name for name, ok in clauses if not ok]
         figures = (f"Base {tput['Base']:,.0f}, Pred Only {tput['Pred Only']:,.0f}, Allo Only {tput['Allo Only']:,.0f}, "
                    f"Allo+Pred {tput['Allo+Pred']:,.0f} tok/s; hop red. Pred Only {_hop(hop['Pred Only'])}, "
                    f"Allo Only {_hop(hop['Allo Only'])}")
-        out.append(f"{model} {mesh} {batch}: " + ("passes" if not failed else "fails " + "; ".join(failed))
-                   + f" ({figures})")
+        out.append(f"{model} {mesh} {batch}: {_verdict(failed_clauses(rs))} ({figures})")
     return "\n".join(out)
 
 
@@ -127,12 +141,11 @@ def variant_rows(results: dict, label: str, mesh: str = "8x3", batch: int = 4096
     """REPRODUCTION.md's table of variants: one row per model for this run's options, with the shape check."""
     lines = []
     for model, res in results.items():
-        rs = {r["strategy"]: r for r in res["rows"] if (r["sweep_mesh"], r["sweep_batch"]) == (mesh, batch)}
-        check = shape_check({model: res}, mesh, batch).split(": ", 1)[1].split(" (")[0]
+        rs = _cell(res, mesh, batch)
         cells = [f"{rs[s]['speedup_vs_base']:.2f}x" for s in ("Pred Only", "Allo Only", "Allo+Pred")]
         cells += [_hop(rs[s]["hop_reduction_vs_base"]) for s in ("Pred Only", "Allo Only")]
         cells.append(f"{rs['Pred Only']['cache_hit_rate']:.2f}")
-        lines.append(f"| {label} | {model} | " + " | ".join(cells) + f" | {check} |")
+        lines.append(f"| {label} | {model} | " + " | ".join(cells) + f" | {_verdict(failed_clauses(rs))} |")
     return "\n".join(lines)
 
 
@@ -148,10 +161,11 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated model keys (default all four)")
     p.add_argument("--bytes-per-param", type=float, default=2.0,
                    help="expert weight precision (default 2 = BF16; 1 = FP8 is the variant where Kimi fits)")
-    p.add_argument("--eviction", default="admit", choices=("admit", "lru", "never"),
+    p.add_argument("--eviction", default="admit", choices=EVICTIONS,
                    help="when a die's copy space is full: admit (default), lru, or never (the paper's rule)")
     args = p.parse_args(argv)
-    from waferview.policies.base import PolicyOptions
+    defaults = PolicyOptions()
+    is_default = (args.bytes_per_param, args.eviction) == (defaults.bytes_per_param, defaults.eviction)
 
     options = PolicyOptions(bytes_per_param=args.bytes_per_param, eviction=args.eviction)
     folder = Path(args.dir)
@@ -172,8 +186,7 @@ def main(argv=None) -> int:
         results[model] = res
         print(f"{model}: sweep {res['seconds']:.1f} s", file=sys.stderr)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    variant = "" if (args.bytes_per_param, args.eviction) == (2.0, "admit") else \
-        f"-bpp{args.bytes_per_param:g}-{args.eviction}"
+    variant = "" if is_default else f"-bpp{args.bytes_per_param:g}-{args.eviction}"
     (folder / f"reproduce{variant}.json").write_text(json.dumps({"results": results, "peak_rss_mb": peak,
                                                                  "options": vars(args)}))
     print(run_table(results))
@@ -183,8 +196,7 @@ def main(argv=None) -> int:
     print(shape_check(results))
     print()
     precision = PRECISIONS.get(args.bytes_per_param, f"{args.bytes_per_param:g} B/param")
-    default = " (default)" if (args.bytes_per_param, args.eviction) == (2.0, "admit") else ""
-    print(variant_rows(results, f"{precision}, {args.eviction}{default}"))
+    print(variant_rows(results, f"{precision}, {args.eviction}" + (" (default)" if is_default else "")))
     print(f"peak RSS {peak:.0f} MB")
     return 0
 
