@@ -110,7 +110,8 @@ def layer_costs(task_e, task_d, task_tok, task_src, copy_writes, dist, route_off
 # ---- the copy store: copies[L, D, E] uint8, and a per-die LRU list over slots idx = l * E + e ----------
 # lru[D, L * E, 4] int32: (prev, next, last_used, reads) of each slot, one 16-byte record (a list step
 # or a touch reads one cache line, not one line in each of four arrays); -1 = none / never used.
-# reads = how often the die has read that expert while not homed on it (remote or from its copy).
+# reads = how often the die has read that expert while not homed on it (remote or from its copy);
+# counted only under EVICT_ADMIT, the one rule that reads it.
 PREV, NEXT, LAST_USED, READS = 0, 1, 2, 3
 # eviction rules (engine option --eviction): when a die's copy space is full ...
 EVICT_NEVER = 0   # ... the copy is skipped (the paper)
@@ -148,9 +149,10 @@ def _lru_append(d, idx, lru, lru_head, lru_tail):
 
 
 @njit(nogil=True, cache=True)
-def touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_head, lru_tail):
-    """Count every read of an expert away from its home die; a task that reads a copy on its own die
-    makes that copy the most recently used. Returns the number of reads served by a predictor copy."""
+def touch_copies(layer, task_e, task_d, task_src, home, copies, now, eviction, lru, lru_head, lru_tail):
+    """Under EVICT_ADMIT, count every read of an expert away from its home die (only admit reads the
+    counts); a task that reads a copy on its own die makes that copy the most recently used.
+    Returns the number of reads served by a predictor copy."""
     E = copies.shape[2]
     hits = 0
     for t in range(task_e.shape[0]):
@@ -159,7 +161,8 @@ def touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_he
         if home[e] == d:
             continue
         idx = layer * E + e
-        lru[d, idx, READS] += 1
+        if eviction == EVICT_ADMIT:
+            lru[d, idx, READS] += 1
         if task_src[t] == d and copies[layer, d, e]:
             if lru_tail[d] != idx:   # already the most recently used: unlink + append would change nothing
                 _lru_unlink(d, idx, lru, lru_head, lru_tail)
@@ -235,7 +238,8 @@ def finish_layer(step, layer, now, want, task_e, task_d, task_tok, task_src, hom
     predictor chose `want`, which reads none of the copy store's LRU state. layer_out[8] (float64) gets
     the layer's layer_time, local bytes, remote bytes, hops, headers, local reads, copies made, evictions."""
     D = dist.shape[0]
-    copy_reads = touch_copies(layer, task_e, task_d, task_src, home, copies, now, lru, lru_head, lru_tail)
+    copy_reads = touch_copies(layer, task_e, task_d, task_src, home, copies, now, eviction, lru, lru_head,
+                              lru_tail)
     evictions = apply_copies(layer, want, task_e, task_d, task_src, copies, copy_count, copy_slots, now,
                              eviction, lru, lru_head, lru_tail, copied)
     copy_writes = np.zeros(D, dtype=np.int64)
