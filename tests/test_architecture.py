@@ -8,7 +8,7 @@ import sys
 
 import waferview
 
-CORE_PACKAGES = ["waferview.trace", "waferview.wafer", "waferview.sim", "waferview.policies",
+CORE_PACKAGES = ["waferview.trace", "waferview.synth", "waferview.wafer", "waferview.sim", "waferview.policies", "waferview.sweep",
                  "waferview.analysis", "waferview.report", "waferview.cli"]
 
 

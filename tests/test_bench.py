@@ -7,7 +7,7 @@ import math
 import orjson
 import pytest
 
-from waferview.bench import report, suites
+from waferview.bench import runner, suites
 from waferview.bench.sizes import ALL_MODELS, FULL, QUICK, TINY
 from waferview.cli.main import main
 
@@ -101,7 +101,7 @@ def test_targets_and_met(tiny):
 
 
 def test_table_names_every_figure_and_target(tiny):
-    text = report.render_table(tiny)
+    text = runner.render_table(tiny)
     for words in ("engine speedup vs reference", ">= 100x", "ingest JSON->cache", "cache bytes / JSON bytes",
                   "paper sweep, one model", "paper sweep, four models (estimated)", "< 8 min", "peak RSS",
                   "warm start", "< 2 s", "tiny configuration", "not measured in the tiny configuration"):
@@ -116,15 +116,15 @@ def test_missing_reference_model_gives_null_and_a_reason(monkeypatch, tmp_path):
 
 
 def test_met_rules():
-    assert report._met(150.0, ">=", 100) is True
-    assert report._met(99.0, ">=", 100) is False
-    assert report._met({"a": 0.04, "b": 0.06}, "<=", 0.05) is False   # every model must meet it
-    assert report._met(None, "<", 2) is None
+    assert runner._met(150.0, ">=", 100) is True
+    assert runner._met(99.0, ">=", 100) is False
+    assert runner._met({"a": 0.04, "b": 0.06}, "<=", 0.05) is False   # every model must meet it
+    assert runner._met(None, "<", 2) is None
 
 
 def test_sizes_notes_say_what_differs_from_the_paper():
-    assert "1024 distinct requests" in report.sizes_note(QUICK) and "estimated" in report.sizes_note(QUICK)
-    assert "estimated" not in report.sizes_note(FULL)
+    assert "1024 distinct requests" in runner.sizes_note(QUICK) and "estimated" in runner.sizes_note(QUICK)
+    assert "estimated" not in runner.sizes_note(FULL)
     assert FULL.sweep_models == ALL_MODELS and FULL.pool_requests == 16384
 
 

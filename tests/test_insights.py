@@ -17,7 +17,7 @@ from waferview.analysis.insights import FIGURES, compute_insights
 from waferview.cli.main import main
 from waferview.models import ModelSpec
 from waferview.trace.arrays import concat_requests
-from waferview.trace.synth import generate
+from waferview.synth.generate import generate
 
 # A tiny model: 2 MoE layers, 10 experts, top-2, so n = ceil(0.2 * 10) = 2 and there are 45 pairs.
 TINY = ModelSpec("tiny", "test/tiny", 2, (), False, 2, 10, 8, 8)
@@ -208,7 +208,7 @@ def test_fast_agrees_with_reference_on_synthetic_batches(model):
     from dataclasses import replace
 
     from waferview.models import get_model
-    from waferview.trace.synth import default_params
+    from waferview.synth.generate import default_params
 
     m = get_model(model)
     trace = generate(m, 2, 0, replace(default_params(m), max_decode=5, prefill_median=3.0, prefill_max=4))

@@ -179,7 +179,7 @@ def test_fast_path_agrees_with_the_exhaustive_check(key):
 
 
 def test_parse_throughput_report_shape():
-    from waferview.trace.throughput import parse_throughput
+    from waferview.bench.throughput import parse_throughput
 
     raws = [orjson.dumps(make_steps("deepseek", 3, 2, seed=s)) for s in range(2)]
     report = parse_throughput(raws, repeats=1)

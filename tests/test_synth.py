@@ -16,8 +16,8 @@ from waferview.cli.main import main
 from waferview.models import MODELS, get_model
 from waferview.trace.cache import load_cache
 from waferview.trace.source import load_source
-from waferview.trace.synth import SynthParams, default_params, generate, generate_to_cache, request_lengths
-from waferview.trace.synth_json import render_request, write_dataset
+from waferview.synth.generate import SynthParams, default_params, generate, generate_to_cache, request_lengths
+from waferview.synth.json_dataset import render_request, write_dataset
 
 SMALL = {"max_decode": 12, "prefill_median": 6.0, "prefill_max": 20}
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from waferview.analysis.insights import compute_insights, expert_counts, frequency_figures
-from waferview.trace.synth import generate
+from waferview.synth.generate import generate
 
 PAPER_NEXT_LAYER = {"deepseek": 0.50, "qwen3": 0.65, "llama4": 0.77, "kimi": 0.56}
 PAPER_NEXT_TOKEN = {"deepseek": 0.47, "qwen3": 0.62, "llama4": 0.80, "kimi": 0.53}

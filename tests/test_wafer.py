@@ -11,7 +11,7 @@ from waferview.errors import InputError
 from waferview.models import get_model
 from waferview.wafer.hardware import load_hardware
 from waferview.wafer.mesh import Mesh
-from waferview.wafer.placement import capacity, home_dies
+from waferview.wafer.homes import capacity, home_dies
 
 
 def test_presets_carry_the_design_figures():

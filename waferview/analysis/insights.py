@@ -1,6 +1,6 @@
 """The trace statistics behind the paper's insights, per MoE layer and over layers.
 
-The exact definitions are in waferview.analysis.report.DEFINITIONS (printed by `waferview insights
+The exact definitions are in waferview.analysis.insights_format.DEFINITIONS (printed by `waferview insights
 --help`). Counting runs in one numba kernel, layers in parallel; the figures are numpy over the tables.
 """
 

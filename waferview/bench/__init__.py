@@ -7,5 +7,5 @@ gives comparable numbers. Modules:
   inputs.py    the synthetic traces and JSON files the suites run on (in a temporary folder)
   suites.py    one function per figure
   child.py     the child process that runs one batch and reports its peak memory
-  report.py    targets, the JSON object and the readable table
+  runner.py    targets, the JSON object and the readable table
 """

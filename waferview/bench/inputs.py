@@ -42,7 +42,7 @@ class Workspace:
         `max_decode` shortens the requests (tests), None keeps the generator's default."""
         key = (model, int(requests), max_decode)
         if key not in self._pools:
-            from waferview.trace.synth import default_params, generate_to_cache
+            from waferview.synth.generate import default_params, generate_to_cache
 
             params = default_params(get_model(model))
             if max_decode is not None:
@@ -63,8 +63,8 @@ class Workspace:
         (seed 1, so they differ from the pools); returns the folder holding them."""
         key = (model, int(requests))
         if key not in self._json:
-            from waferview.trace.synth import generate
-            from waferview.trace.synth_json import write_dataset
+            from waferview.synth.generate import generate
+            from waferview.synth.json_dataset import write_dataset
 
             trace = generate(model, int(requests), 1)
             self._json[key] = write_dataset(trace, self.root / f"json-{model}")
@@ -74,7 +74,7 @@ class Workspace:
 def small_trace(model: str, requests: int, max_decode: int, prefill_median: float, seed: int = 0) -> TraceArrays:
     """A small synthetic batch in memory: short prompts and few decode steps, so that the pure-Python
     reference finishes in seconds while every layer still sees many requests."""
-    from waferview.trace.synth import default_params, generate
+    from waferview.synth.generate import default_params, generate
 
     spec = get_model(model)
     params = dataclasses.replace(default_params(spec), max_decode=int(max_decode),

@@ -1,6 +1,6 @@
 """The sizes of the benchmark: the full run, --quick, and a tiny configuration for the tests.
 
-Every size that differs from the paper's setup is printed with the figures (report.sizes_note), so a
+Every size that differs from the paper's setup is printed with the figures (runner.sizes_note), so a
 --quick figure is never mistaken for a full one.
 """
 

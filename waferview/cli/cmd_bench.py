@@ -40,7 +40,7 @@ def add_arguments(p):
 def run(args) -> int:
     import orjson
 
-    from waferview.bench.report import render_table, run_bench
+    from waferview.bench.runner import render_table, run_bench
     from waferview.bench.sizes import CONFIGS
 
     if args.workdir and not os.path.isdir(args.workdir):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from waferview.analysis.report import DEFINITIONS
+from waferview.analysis.insights_format import DEFINITIONS
 from waferview.cli.common import add_json_arg, add_source_args
 
 DESCRIPTION = ("Measure the trace statistics behind the paper's insights on any SOURCE, per MoE layer and over "
@@ -20,7 +20,7 @@ def run(args) -> int:
     import orjson
 
     from waferview.analysis.insights import compute_insights
-    from waferview.analysis.report import format_insights
+    from waferview.analysis.insights_format import format_insights
     from waferview.trace.source import load_source
 
     trace = load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)

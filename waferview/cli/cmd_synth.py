@@ -46,7 +46,7 @@ def run(args) -> int:
         if not name or name in (".", "..") or "\\" in name or name.startswith("/"):
             raise InputError(f"folder name {name!r}: expected a plain relative name")
 
-    from waferview.trace.synth import default_params, generate, generate_to_cache
+    from waferview.synth.generate import default_params, generate, generate_to_cache
 
     params = default_params(model)
     if args.max_decode is not None:
@@ -55,7 +55,7 @@ def run(args) -> int:
         trace = generate_to_cache(model, args.requests, args.seed, args.cache, params)
         where = args.cache
     else:
-        from waferview.trace.synth_json import write_dataset
+        from waferview.synth.json_dataset import write_dataset
 
         trace = generate(model, args.requests, args.seed, params)
         where = str(write_dataset(trace, args.out, benchmark=args.benchmark, subject=args.subject))

@@ -25,7 +25,7 @@ from waferview.sim.heatmap import default_top_n, heatmap_top_bits
 from waferview.trace.arrays import TraceArrays
 from waferview.wafer.hardware import Hardware
 from waferview.wafer.mesh import Mesh
-from waferview.wafer.placement import capacity, home_dies
+from waferview.wafer.homes import capacity, home_dies
 
 
 _NO_PREDICTION = np.zeros(0, dtype=np.bool_)

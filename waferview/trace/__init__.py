@@ -1,1 +1,1 @@
-"""Trace layer: reading the dataset format, the compact cache, the Hub, synthetic traces."""
+"""Trace layer: reading the dataset format, the compact cache, the Hub."""

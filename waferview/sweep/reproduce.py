@@ -1,10 +1,10 @@
 """Regenerate REPRODUCTION.md's throughput and hop-reduction tables.
 
-    python -m waferview.sim.reproduce [--dir DIR] [--requests 16384] [--models qwen3,deepseek,llama4,kimi]
+    python -m waferview.sweep.reproduce [--dir DIR] [--requests 16384] [--models qwen3,deepseek,llama4,kimi]
                                       [--bytes-per-param 2] [--eviction admit]
 
 For each model: a synthetic trace of `requests` requests (written once to DIR/<model>-<requests>.wvtrace by
-waferview.trace.synth, seed 0), the paper's sweep (5 strategies x 5x5/8x3 x batches 4096/8192/16384), and
+waferview.synth.generate, seed 0), the paper's sweep (5 strategies x 5x5/8x3 x batches 4096/8192/16384), and
 the ceiling of the model (see ceiling()). Prints the per-run markdown table, the headline figures and the
 sweep times; writes everything as JSON to DIR/reproduce.json.
 """
@@ -34,7 +34,7 @@ def ceiling(trace, hardware, batch: int, seed: int = 0, bytes_per_param: float =
     """Decode tokens/s no placement can beat in this model: per decode layer, perfect balance, every active
     expert read once from a local HBM, no links: max(weights / (D x HBM rate), compute / (D x compute rate))
     + the HBM latency."""
-    from waferview.wafer.placement import expert_bytes
+    from waferview.wafer.homes import expert_bytes
 
     m = trace.model
     b = select_batch(trace, batch, seed)
@@ -153,9 +153,9 @@ def main(argv=None) -> int:
     import resource
 
     from waferview.trace.cache import load_cache
-    from waferview.trace.synth import generate_to_cache
+    from waferview.synth.generate import generate_to_cache
 
-    p = argparse.ArgumentParser(prog="python -m waferview.sim.reproduce", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m waferview.sweep.reproduce", description=__doc__.split("\n")[0])
     p.add_argument("--dir", default="reproduce", help="where the synthetic caches and reproduce.json go")
     p.add_argument("--requests", type=int, default=16384, help="synthetic requests per model (default 16384)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated model keys (default all four)")

@@ -139,7 +139,7 @@ def _file_names(trace: TraceArrays) -> list[str]:
     names = [os.path.basename(n) for n in trace.request_names]
     if len(names) == trace.requests and all(_INDEX_NAME.match(n) for n in names) and len(set(names)) == len(names):
         return [n if n.endswith(".json") else n + ".json" for n in names]
-    from waferview.trace.synth import request_indices
+    from waferview.synth.generate import request_indices
     return [f"{i}.json" for i in request_indices(trace.requests, 0)]
 
 
@@ -155,7 +155,7 @@ def write_dataset(trace: TraceArrays, out_dir: str | os.PathLike, benchmark: str
         tmp = Path(tempfile.mkdtemp(prefix=f".{subject}.", dir=target.parent))
     except OSError as e:
         raise InputError(f"{out_dir}: cannot write there ({e.strerror or e})") from None
-    from waferview.trace.synth import _progress_bar
+    from waferview.synth.generate import _progress_bar
 
     bar = _progress_bar(trace.requests, f"writing {m.key} JSON")
     layout = _layout(m)

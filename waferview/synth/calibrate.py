@@ -1,7 +1,7 @@
 """How the per-model SynthParams defaults were found, and the table that shows how close they are.
 
-    python -m waferview.trace.synth_calibrate MODEL [REQUESTS]     # search, print the params found
-    python -m waferview.trace.synth_calibrate --table [REQUESTS]   # paper vs synthetic, markdown
+    python -m waferview.synth.calibrate MODEL [REQUESTS]     # search, print the params found
+    python -m waferview.synth.calibrate --table [REQUESTS]   # paper vs synthetic, markdown
 
 The search is a plain feedback loop: each round generates a batch, measures it with
 waferview.analysis.insights, and nudges one knob per target (hot_share -> hottest/mean, token_stay and
@@ -39,7 +39,7 @@ def target(figure: str, model_key: str) -> float:
 
 def measure(model_key: str, requests: int, params, seed: int = 0) -> dict:
     from waferview.analysis.insights import compute_insights
-    from waferview.trace.synth import generate
+    from waferview.synth.generate import generate
 
     return compute_insights(generate(model_key, requests, seed, params))["figures"]
 
@@ -49,7 +49,7 @@ def _clip(x, lo, hi):
 
 
 def search(model_key: str, requests: int = 150, rounds: int = 10, verbose: bool = True):
-    from waferview.trace.synth import default_params
+    from waferview.synth.generate import default_params
 
     m = get_model(model_key)
     p = default_params(m)
@@ -104,7 +104,7 @@ FIGURE_NAMES = {
 def table(requests: int = 512, seed: int = 0) -> str:
     """Markdown: paper, synthetic, difference, per model and figure."""
     from waferview.analysis.insights import paper_value
-    from waferview.trace.synth import default_params
+    from waferview.synth.generate import default_params
 
     lines = ["| model | figure | paper | synthetic | difference |", "|---|---|---|---|---|"]
     for key in MODELS:

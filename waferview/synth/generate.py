@@ -38,7 +38,7 @@ from numba import njit, prange
 from waferview.errors import InputError
 from waferview.models import ModelSpec, get_model
 from waferview.trace.arrays import TraceArrays
-from waferview.trace.synth_random import alias_tables, below, binomial_table, chance, next_bits, sample, threshold
+from waferview.synth.random_tables import alias_tables, below, binomial_table, chance, next_bits, sample, threshold
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class SynthParams:
 
 
 # Per-model defaults, calibrated against the paper's trace statistics on 1,000-request batches with
-# `python -m waferview.trace.synth_calibrate MODEL 1000` (REPRODUCTION.md, synthetic traces).
+# `python -m waferview.synth.calibrate MODEL 1000` (REPRODUCTION.md, synthetic traces).
 DEFAULT_PARAMS: dict[str, SynthParams] = {
     "deepseek": SynthParams(cluster_focus=0.708, hot_share=0.510, token_stay=0.238, layer_stay=0.534, repeat=0.079,
                             decode_shift=6.66, warm_boost=0.55),

@@ -1,0 +1,1 @@
+"""Grids of runs: the paper's sweep and any other."""
