@@ -88,3 +88,31 @@ def test_infer_from_step_rejects_wrong_patterns():
     del step["50"]
     assert infer_model_from_step(step) is None
     assert infer_model_from_step([]) is None
+
+
+def test_model_descriptions_round_trip_and_are_validated(tmp_path):
+    import json
+
+    from waferview.errors import InputError
+    from waferview.models import MODELS, get_model, load_model_file, model_from_dict
+
+    for m in MODELS.values():
+        assert model_from_dict(m.to_dict(), "x") is m and m.builtin
+    path = tmp_path / "mixtral.json"
+    path.write_text(json.dumps({"key": "mixtral", "layers": 32, "top_k": 2, "num_experts": 8, "hidden": 4096,
+                                "expert_inter": 14336}))
+    spec = get_model(str(path))
+    assert spec == load_model_file(path) and not spec.builtin
+    assert (spec.moe_layers, spec.moe_layer_ids[-1], spec.folder, spec.expert_params) == (32, 31, "custom/mixtral",
+                                                                                          3 * 4096 * 14336)
+    bad = {"key": "m", "layers": 4, "top_k": 9, "num_experts": 8, "hidden": 1, "expert_inter": 1}
+    with pytest.raises(InputError, match=r"f.json: top_k must be an integer from 1 to 8, got 9"):
+        model_from_dict(bad, "f.json")
+    with pytest.raises(InputError, match="every layer is dense"):
+        model_from_dict({**bad, "top_k": 1, "dense_layers": [0, 1, 2, 3]}, "f.json")
+    with pytest.raises(InputError, match="built-in model with other dimensions"):
+        model_from_dict({**MODELS["qwen3"].to_dict(), "top_k": 4}, "f.json")
+    with pytest.raises(InputError, match="unknown model field"):
+        model_from_dict({**bad, "experts": 3}, "f.json")
+    with pytest.raises(InputError, match="not found"):
+        get_model(str(tmp_path / "missing.json"))

@@ -83,6 +83,18 @@ class ModelSpec:
     def name(self) -> str:
         return self.folder.split("/")[1]
 
+    @property
+    def builtin(self) -> bool:
+        """One of the four models of the dataset (MODELS), as opposed to one from a description file."""
+        return MODELS.get(self.key) == self
+
+    def to_dict(self) -> dict:
+        """The description as plain JSON values (model_from_dict reads it back)."""
+        return {"key": self.key, "folder": self.folder, "num_layer_keys": self.num_layer_keys,
+                "dense_layers": list(self.dense_layers), "dense_may_be_absent": self.dense_may_be_absent,
+                "top_k": self.top_k, "num_experts": self.num_experts, "hidden": self.hidden,
+                "expert_inter": self.expert_inter}
+
 
 MODELS: dict[str, ModelSpec] = {
     m.key: m
@@ -106,11 +118,88 @@ for _m in MODELS.values():
     _ALIASES[_m.folder.lower()] = _m.key
 
 
+MAX_EXPERTS = 65536       # ids are stored as uint16 at most
+MAX_LAYER_KEYS = 4096
+MAX_TOP_K = 256
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_FIELDS = ("key", "folder", "num_layer_keys", "dense_layers", "dense_may_be_absent", "top_k", "num_experts",
+           "hidden", "expert_inter")
+
+
+def model_from_dict(data, origin: str) -> ModelSpec:
+    """A validated ModelSpec from a description (a model description file, a cache header). `origin` names
+    where it came from in the one-line InputError. Fields: key, num_layer_keys (or layers), dense_layers
+    (layer keys that are not MoE, default none), top_k, num_experts, hidden, expert_inter; optional folder
+    ("<org>/<name>", default "custom/<key>") and dense_may_be_absent (default false)."""
+    if not isinstance(data, dict):
+        raise InputError(f"{origin}: a model description is one JSON object with the fields {', '.join(_FIELDS)}")
+    data = dict(data)
+    if "layers" in data and "num_layer_keys" not in data:
+        data["num_layer_keys"] = data.pop("layers")
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise InputError(f"{origin}: unknown model field(s) {', '.join(map(str, unknown))}; expected some of "
+                         f"{', '.join(_FIELDS)}")
+    key = data.get("key")
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InputError(f"{origin}: key must be a short name of letters, digits, '.', '_' or '-', got {key!r}")
+
+    def whole(name, lo, hi):
+        v = data.get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise InputError(f"{origin}: {name} must be an integer from {lo} to {hi}, got {v!r}")
+        return v
+
+    layers = whole("num_layer_keys", 1, MAX_LAYER_KEYS)
+    experts = whole("num_experts", 1, MAX_EXPERTS)
+    top_k = whole("top_k", 1, min(MAX_TOP_K, experts))
+    hidden = whole("hidden", 1, 1 << 20)
+    inter = whole("expert_inter", 1, 1 << 20)
+    dense = data.get("dense_layers", [])
+    if not isinstance(dense, (list, tuple)) or any(isinstance(d, bool) or not isinstance(d, int) for d in dense):
+        raise InputError(f"{origin}: dense_layers must be a list of layer numbers, got {dense!r}")
+    if any(not 0 <= d < layers for d in dense) or len(set(dense)) != len(dense):
+        raise InputError(f"{origin}: dense_layers must be distinct layer numbers in 0..{layers - 1}")
+    if len(dense) >= layers:
+        raise InputError(f"{origin}: every layer is dense; a MoE model needs at least one MoE layer")
+    absent = data.get("dense_may_be_absent", False)
+    if not isinstance(absent, bool):
+        raise InputError(f"{origin}: dense_may_be_absent must be true or false, got {absent!r}")
+    folder = data.get("folder", f"custom/{key}")
+    if not isinstance(folder, str) or folder.count("/") != 1 or not all(folder.split("/")):
+        raise InputError(f"{origin}: folder must look like '<org>/<model>', got {folder!r}")
+    spec = ModelSpec(key, folder, layers, tuple(sorted(dense)), absent, top_k, experts, hidden, inter)
+    builtin = MODELS.get(key)
+    if builtin is not None and builtin != spec:
+        raise InputError(f"{origin}: key {key!r} is a built-in model with other dimensions; give the description "
+                         "another key")
+    return builtin or spec
+
+
+def load_model_file(path) -> ModelSpec:
+    """A model description file (JSON, see model_from_dict)."""
+    import json
+    import os
+
+    try:
+        if not os.path.isfile(path):
+            raise InputError(f"{path}: model description file not found (or not a regular file)")
+        if os.path.getsize(path) > 1 << 20:
+            raise InputError(f"{path}: a model description file is a small JSON object (this one is over 1 MiB)")
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InputError(f"{path}: not a readable JSON model description ({e})") from None
+    return model_from_dict(data, str(path))
+
+
 def get_model(name: str) -> ModelSpec:
     key = _ALIASES.get(name.strip().lower())
+    if key is None and name.strip().lower().endswith(".json"):
+        return load_model_file(name.strip())
     if key is None:
         raise InputError(f"unknown model {name!r}: expected one of {', '.join(MODELS)} "
-                         f"(or a dataset folder such as {MODELS['qwen3'].folder})")
+                         f"(or a dataset folder such as {MODELS['qwen3'].folder}, or a model description .json file)")
     return MODELS[key]
 
 
