@@ -1,14 +1,17 @@
 """The one interface every mode follows, and the options they share (plus the weight precision, which
 every mode and the engine see through the same object).
 
-A placement mode maps (the layer's counts, the holders, the engine context) to tasks:
-    tasks(ctx, step, layer, counts[E], copies_l[D, E]) -> (task_expert, task_die, task_tokens) int64 arrays
-  one task per (expert, die) pair; the tokens of an expert's tasks add up to its count.
-A predictor mode maps this step's routing and its own state to copies and a predicted set:
-    wanted(ctx, step, layer, task_expert, task_die, task_source)
-        -> (want[T] bool: copy task t's expert to its die, predicted[E] bool or None)
-  The engine copies only remote reads and enforces capacity and eviction. `predicted` is the union over
-  dies of the predicted sets (for precision and recall); None means "what was actually copied" (lru).
+A mode is a class (waferview.modes.Mode: `bind(ctx)` per engine, `kernel_state()`, `prepare()`) whose numba
+kernel is registered for its state's NamedTuple class, so the engine's one loop runs it with no branch on
+mode names:
+  placement kernel(state, kctx, step, layer, counts[E], copies_l[D, E]) -> (task_expert, task_die, task_tokens)
+    one task per (expert, die) pair; the tokens of an expert's tasks add up to its count.
+  predictor kernel(state, kctx, step, layer, task_expert, task_die, task_source) -> (want[T], predicted[E], pred_mode)
+    want[t]: copy task t's expert to its die (the engine copies only remote reads and enforces capacity and
+    eviction); predicted = the union over dies of the predicted sets (for precision and recall), read when
+    pred_mode is PRED_GIVEN; PRED_COPIED = "what was copied" (lru); PRED_NONE = no prediction this layer.
+Adding a mode: one module (its State, its registered kernel, its class, `MODE = TheClass`) and one line in
+policies/__init__.py.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from waferview.errors import InputError
+from waferview.modes import Mode
 
 # when a die's copy space is full: admit (default) = the least recently used copy makes room only for an
 # expert the die has read more often; lru = it always does; never = no more copies (the paper)
@@ -48,18 +52,9 @@ class PolicyOptions:
                              "e.g. 2 (BF16), 1 (FP8), 0.5 (INT4)")
 
 
-class PlacementMode:
-    name = ""
-    help = ""
-
-    def tasks(self, ctx, step: int, layer: int, counts, copies_l):  # pragma: no cover - interface
-        raise NotImplementedError
+class PlacementMode(Mode):
+    pass
 
 
-class PredictorMode:
-    name = ""
-    help = ""
+class PredictorMode(Mode):
     active = True   # False only for "off": no precision/recall
-
-    def wanted(self, ctx, step: int, layer: int, task_e, task_d, task_src):  # pragma: no cover - interface
-        raise NotImplementedError

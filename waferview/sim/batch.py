@@ -5,16 +5,14 @@ Batch selection: the trace's requests in a seeded permutation (numpy default_rng
 a multiplicity). Default batch = all requests. Step 0 = all prefill rows of the batch's requests;
 decode step s holds one row of every request whose decode length >= s; steps = 1 + max decode length.
 
-Per (step, layer) the batch collapses to counts c[e] = token selections of expert e, computed once
-per (trace, batch, seed) by a numba kernel and shared by every engine on that batch (compare's runs).
+Per (step, layer) the batch collapses to counts c[e] = token selections of expert e, computed by a numba
+kernel (sim.workload.Workload computes them once and shares them between the engines it is given to).
 The kernel goes through the requests in chunks and releases each chunk's mapped pages (sim.pages), so
 a large memory-mapped trace does not stay resident.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,42 +87,17 @@ def _batch_counts(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, 
                     out[s + 1, l, decode_ids[base + s, l, j]] += w
 
 
-_memo: "weakref.WeakKeyDictionary[TraceArrays, dict]" = weakref.WeakKeyDictionary()
-_memo_lock = threading.Lock()
-
-
-def memo_for(trace: TraceArrays) -> dict:
-    """A per-trace dict for results that depend only on the trace and the batch (dropped with the trace)."""
-    with _memo_lock:
-        d = _memo.get(trace)
-        if d is None:
-            d = _memo[trace] = {"lock": threading.Lock()}
-        return d
-
-
-MEMO_BATCHES = 2  # results kept per kind and trace: a sweep moves on from batch to batch
-
-
-def remember(memo: dict, key: tuple, value) -> None:
-    """Store a memoised result, dropping the oldest of the same kind beyond MEMO_BATCHES (call under the lock)."""
-    same = [k for k in memo if isinstance(k, tuple) and k[0] == key[0]]
-    for old in same[: max(0, len(same) - MEMO_BATCHES + 1)]:
-        del memo[old]
-    memo[key] = value
-
-
-def batch_counts(trace: TraceArrays, batch: Batch) -> np.ndarray:
-    """counts[steps, L, E] int64: token selections of each expert per (step, MoE layer). Memoised."""
-    memo = memo_for(trace)
-    key = ("counts", batch.size, batch.seed)
-    with memo["lock"]:
-        if key not in memo:
-            m = trace.model
-            out = np.zeros((batch.steps, m.moe_layers, m.num_experts), dtype=np.int64)
-            for i0, i1 in request_chunks(trace, batch.requests):   # sums: the chunking changes nothing
-                _batch_counts(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
-                              batch.requests[i0:i1], batch.weights[i0:i1], out)
-                release_requests(trace, batch.requests[i0:i1])
-            out.setflags(write=False)
-            remember(memo, key, out)
-        return memo[key]
+def batch_counts(trace: TraceArrays, batch: Batch, progress=None) -> np.ndarray:
+    """counts[steps, L, E] int64 (read-only): token selections of each expert per (step, MoE layer).
+    progress(label, done, total) after each chunk of requests."""
+    m = trace.model
+    out = np.zeros((batch.steps, m.moe_layers, m.num_experts), dtype=np.int64)
+    chunks = request_chunks(trace, batch.requests)
+    for i, (i0, i1) in enumerate(chunks):   # sums: the chunking changes nothing
+        _batch_counts(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
+                      batch.requests[i0:i1], batch.weights[i0:i1], out)
+        release_requests(trace, batch.requests[i0:i1])
+        if progress is not None:
+            progress("counting the batch's expert selections", i + 1, len(chunks))
+    out.setflags(write=False)
+    return out
