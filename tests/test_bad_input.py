@@ -253,3 +253,19 @@ def test_subprocess_exit_codes_and_no_traceback(tmp_path, isolated_cache):
     assert "no valid trace file (1 of 1 .json files skipped; first:" in one_line(proc.stderr)
     proc = run_subprocess(["summary", tmp_path / "does-not-exist"], env)
     assert proc.returncode == 2 and "no such file or directory" in one_line(proc.stderr)
+
+
+def test_a_closed_stdout_ends_quietly():
+    # `waferview compare --json | head`: the reader is gone before waferview writes
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        out = subprocess.run([sys.executable, "-m", "waferview", "summary", "--json", "--model", "llama4"],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write_end)
+    assert out.returncode == 0 and out.stderr == ""

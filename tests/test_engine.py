@@ -467,3 +467,20 @@ def test_allo_keeps_the_home_plan_when_a_copy_would_overload_its_holder():
     # the plan without copies: what allo makes when the layer has none
     e, d, _ = allo_tasks(counts, eng.home, np.zeros((2, 4), dtype=np.uint8), *args)
     assert dict(zip(e.tolist(), d.tolist())) == {0: 0, 1: 0, 2: 1, 3: 1}
+
+
+def test_stale_kernel_caches_are_dropped_when_a_source_is_newer(tmp_path):
+    import os
+
+    from waferview.sim.kernel_cache import drop_stale_caches
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    src, cache = pkg / "sub" / "a.py", pkg / "sub" / "__pycache__" / "a.f-1.py311.nbi"
+    src.write_text("x = 1\n")
+    cache.write_bytes(b"index")
+    os.utime(src, (1000, 1000))
+    os.utime(cache, (2000, 2000))
+    assert drop_stale_caches(pkg) == 0 and cache.exists()      # cache newer than every source: kept
+    os.utime(src, (3000, 3000))                                   # an edit
+    assert drop_stale_caches(pkg) == 1 and not cache.exists()

@@ -2,7 +2,7 @@
 one interface (links/base.py), and this registry (light: `--help` lists the names without numba).
 
 Adding a link model: one module with a class following base.LinkModel whose kernel is registered with
-sim.kernel_api.register_link_model, and one line below.
+sim.kernel_api.register_link_model, and one line below (name -> module path).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 from waferview.errors import InputError
 
 _MODULES = {
-    "fluid": "fluid",   # full-duplex bandwidth bound per link (waferview's model, the default)
+    "fluid": "waferview.links.fluid",   # full-duplex bandwidth bound per link (waferview's model, the default)
 }
 
 LINK_MODELS: tuple[str, ...] = tuple(_MODULES)
@@ -23,4 +23,4 @@ def get_link_model(name: str):
     """The link model class registered under `name` (InputError for an unknown name)."""
     if name not in _MODULES:
         raise InputError(f"unknown link model {name!r}: expected one of {', '.join(_MODULES)}")
-    return importlib.import_module(f"waferview.links.{_MODULES[name]}").MODE
+    return importlib.import_module(_MODULES[name]).MODE

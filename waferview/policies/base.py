@@ -33,7 +33,7 @@ class PolicyOptions:
     top_n: int | None = None        # heatmap: row top-n; None = ceil(0.2 * E)
     eviction: str = "admit"         # one of EVICTIONS (default admit, every predictor)
     copy_slots: int | None = None   # copies per die; None = the free HBM after weights and the reserve
-    bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (DESIGN.md), 1 = FP8, 0.5 = INT4
+    bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (the paper), 1 = FP8, 0.5 = INT4
 
     def __post_init__(self):
         if not isinstance(self.block_size, int) or self.block_size < 1:

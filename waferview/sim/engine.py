@@ -32,6 +32,7 @@ from waferview.sim.context import ModeContext
 from waferview.sim.copystore import CopyStore
 from waferview.sim.frame import Frame, frame_from_layer
 from waferview.sim.heatmap import default_top_n
+from waferview.sim.kernel_cache import check_once
 from waferview.sim.loop import run_layers
 from waferview.sim.state import KernelContext, layer_buffers, rates_for
 from waferview.sim.totals import run_totals, totals_dict
@@ -46,6 +47,7 @@ class Engine:
     def __init__(self, trace, hardware, *, batch: int | None = None, seed: int = 0, placement: str = "allo",
                  predictor: str = "heatmap", links: str = DEFAULT_LINKS, options: PolicyOptions | None = None,
                  workload: Workload | None = None, progress=None):
+        check_once()
         self.trace = trace
         self.model = m = trace.model
         self.hardware = hw = hardware
