@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._module.run(args) or 0)
+        code = int(args._module.run(args) or 0)
+        sys.stdout.flush()   # here, not at exit: a reader that left must not turn into a traceback there
+        return code
     except InputError as e:
         print(f"waferview {args.command}: {e}", file=sys.stderr)
         return 2
