@@ -153,7 +153,8 @@ def test_kernel_routes_equal_the_python_definition(shape, order):
             if mesh.distance(a, b) == 1:
                 assert routes.link_index(tables, a, b) == mesh.link_index(a, b)
     bytes_on = np.zeros(mesh.num_links, dtype=np.int64)
-    routes.add_route_bytes(tables, 0, D - 1, 7, bytes_on)
+    routes.add_route_bytes(tables.nbr_offsets, tables.die_x, tables.die_y, tables.width, tables.route_order, 0, D - 1, 7,
+                           bytes_on)
     assert sorted(np.flatnonzero(bytes_on).tolist()) == sorted(mesh.route(0, D - 1, order))
 
 

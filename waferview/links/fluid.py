@@ -36,17 +36,22 @@ class FluidState(NamedTuple):
 def fluid_layer_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers):
     mesh, rates = ctx.mesh, ctx.rates
     D = mesh.num_dies
+    offsets, die_x, die_y, width, order, dist = (mesh.nbr_offsets, mesh.die_x, mesh.die_y, mesh.width,
+                                                 mesh.route_order, mesh.dist)
     eb = rates.expert_bytes
     header = rates.header_bytes
+    # every array fetched once: reading a tuple's array field in a loop costs a reference count each time
     die_tokens, d2d, dram = buffers.die_tokens, buffers.die_d2d_bytes, buffers.die_hbm_bytes
-    link_bytes = buffers.link_bytes
+    link_bytes, die_busy, die_parts, copy_writes = buffers.link_bytes, buffers.die_busy, buffers.die_parts, \
+        buffers.copy_writes
+    flops_per_token, flops_per_ns = rates.flops_per_token, rates.flops_per_ns
     flops_local = np.zeros(D)
     flops_remote = np.zeros(D)
     max_hops = np.zeros(D, dtype=np.int64)
     for d in range(D):
         die_tokens[d] = 0
         d2d[d] = 0
-        dram[d] = buffers.copy_writes[d] * eb
+        dram[d] = copy_writes[d] * eb
     for i in range(link_bytes.shape[0]):
         link_bytes[i] = 0
     local_bytes = 0
@@ -61,41 +66,40 @@ def fluid_layer_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, bu
         die_tokens[d] += tok
         dram[s] += eb
         if s == d:
-            flops_local[d] += tok * rates.flops_per_token
+            flops_local[d] += tok * flops_per_token
             local_bytes += eb
             local_reads += 1
         else:
-            flops_remote[d] += tok * rates.flops_per_token
+            flops_remote[d] += tok * flops_per_token
             remote_bytes += eb
-            h = distance(mesh, s, d)
+            h = dist[s, d] if dist.shape[0] > 0 else distance(mesh, s, d)
             hops += h
             if h > max_hops[d]:
                 max_hops[d] = h
             d2d[d] += eb
             d2d[s] += header
             headers += header
-            add_route_bytes(mesh, s, d, eb, link_bytes)
-            add_route_bytes(mesh, d, s, header, link_bytes)
+            add_route_bytes(offsets, die_x, die_y, width, order, s, d, eb, link_bytes)
+            add_route_bytes(offsets, die_x, die_y, width, order, d, s, header, link_bytes)
     busy_sum = 0.0
     busy_max = 0.0
     bound_die = -1
     for d in range(D):
-        compute_local = flops_local[d] / rates.flops_per_ns
+        compute_local = flops_local[d] / flops_per_ns
         hbm = dram[d] / rates.hbm_rate
         links = d2d[d] / rates.link_rate
-        compute_remote = flops_remote[d] / rates.flops_per_ns
+        compute_remote = flops_remote[d] / flops_per_ns
         busy = max(max(compute_local, hbm), links)
         busy += compute_remote
         latency = 0.0
         if die_tokens[d] > 0 or dram[d] > 0:
             latency = rates.hbm_latency + rates.hop_latency * max_hops[d]
             busy += latency
-        buffers.die_busy[d] = busy
-        parts = buffers.die_parts[d]
-        parts[0] = compute_local + compute_remote
-        parts[1] = hbm
-        parts[2] = links
-        parts[3] = latency
+        die_busy[d] = busy
+        die_parts[d, 0] = compute_local + compute_remote
+        die_parts[d, 1] = hbm
+        die_parts[d, 2] = links
+        die_parts[d, 3] = latency
         busy_sum += busy
         if busy > busy_max:
             busy_max = busy
@@ -124,15 +128,14 @@ def fluid_layer_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, bu
         out.bound_index = bound_link
         out.bound_busy = layer_time
     elif bound_die >= 0:
-        parts = buffers.die_parts[bound_die]
         kind = BOUND_COMPUTE
-        if parts[1] > parts[0]:
+        if die_parts[bound_die, 1] > die_parts[bound_die, 0]:
             kind = BOUND_HBM
-        if parts[2] > parts[kind - 1]:
+        if die_parts[bound_die, 2] > die_parts[bound_die, kind - 1]:
             kind = BOUND_LINKS
         out.bound_kind = kind
         out.bound_index = bound_die
-        out.bound_busy = parts[kind - 1]
+        out.bound_busy = die_parts[bound_die, kind - 1]
 
 
 class FluidLinks(LinkModel):

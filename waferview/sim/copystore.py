@@ -61,41 +61,43 @@ class CopyStore:
         return self.arrays.copies[layer].sum(axis=1, dtype=np.int64)
 
 
-@njit(nogil=True, cache=True)
-def _unlink(store, d, idx):
-    lru = store.lru
+# (list helpers take the arrays, not the CopyArrays tuple: a call passing a tuple of arrays pays a reference
+# count per member, more than the list step itself)
+@njit(nogil=True, cache=True, inline="always")
+def _unlink(lru, head, tail, d, idx):
     p = lru[d, idx, PREV] - 1
     n = lru[d, idx, NEXT] - 1
     if p >= 0:
         lru[d, p, NEXT] = n + 1
     else:
-        store.head[d] = n
+        head[d] = n
     if n >= 0:
         lru[d, n, PREV] = p + 1
     else:
-        store.tail[d] = p
+        tail[d] = p
     lru[d, idx, PREV] = 0
     lru[d, idx, NEXT] = 0
 
 
-@njit(nogil=True, cache=True)
-def _append(store, d, idx):
-    lru = store.lru
-    t = store.tail[d]
+@njit(nogil=True, cache=True, inline="always")
+def _append(lru, head, tail, d, idx):
+    t = tail[d]
     lru[d, idx, PREV] = t + 1
     lru[d, idx, NEXT] = 0
     if t >= 0:
         lru[d, t, NEXT] = idx + 1
     else:
-        store.head[d] = idx
-    store.tail[d] = idx
+        head[d] = idx
+    tail[d] = idx
 
 
 @njit(nogil=True, cache=True)
 def touch_copies(store, home, layer, task_e, task_d, task_src, now):
     """Under EVICT_ADMIT, count every read of an expert away from its home die; a task that reads a copy on
     its own die makes that copy the most recently used. Returns the number of reads served by a copy."""
-    E = store.copies.shape[2]
+    copies, lru, head, tail = store.copies, store.lru, store.head, store.tail
+    admit = store.eviction == EVICT_ADMIT
+    E = copies.shape[2]
     hits = 0
     for t in range(task_e.shape[0]):
         d = task_d[t]
@@ -103,13 +105,13 @@ def touch_copies(store, home, layer, task_e, task_d, task_src, now):
         if home[e] == d:
             continue
         idx = layer * E + e
-        if store.eviction == EVICT_ADMIT:
-            store.lru[d, idx, READS] += 1
-        if task_src[t] == d and store.copies[layer, d, e]:
-            if store.tail[d] != idx:   # already the most recently used: unlink + append would change nothing
-                _unlink(store, d, idx)
-                _append(store, d, idx)
-            store.lru[d, idx, LAST_USED] = now
+        if admit:
+            lru[d, idx, READS] += 1
+        if task_src[t] == d and copies[layer, d, e]:
+            if tail[d] != idx:   # already the most recently used: unlink + append would change nothing
+                _unlink(lru, head, tail, d, idx)
+                _append(lru, head, tail, d, idx)
+            lru[d, idx, LAST_USED] = now
             hits += 1
     return hits
 
@@ -124,33 +126,34 @@ def apply_copies(store, layer, want, task_e, task_d, task_src, now, copied):
     than the copy space does not flush it). A copy used in this very layer is never the victim.
     Sets copied[t]; returns the number of evictions.
     """
-    E = store.copies.shape[2]
-    lru = store.lru
+    copies, count, slots, lru, head, tail = store.copies, store.count, store.slots, store.lru, store.head, store.tail
+    eviction = store.eviction
+    E = copies.shape[2]
     evictions = 0
     for t in range(task_e.shape[0]):
         copied[t] = False
         d = task_d[t]
         e = task_e[t]
-        if not want[t] or task_src[t] == d or store.copies[layer, d, e]:
+        if not want[t] or task_src[t] == d or copies[layer, d, e]:
             continue
-        if store.count[d] >= store.slots[d]:
-            if store.eviction == EVICT_NEVER or store.count[d] == 0:
+        if count[d] >= slots[d]:
+            if eviction == EVICT_NEVER or count[d] == 0:
                 continue
-            victim = store.head[d]
+            victim = head[d]
             if lru[d, victim, LAST_USED] >= now:
                 continue
-            if store.eviction == EVICT_ADMIT and lru[d, victim, READS] >= lru[d, layer * E + e, READS]:
+            if eviction == EVICT_ADMIT and lru[d, victim, READS] >= lru[d, layer * E + e, READS]:
                 continue
             vl = victim // E
             ve = victim - vl * E
-            _unlink(store, d, victim)
-            store.copies[vl, d, ve] = 0
-            store.count[d] -= 1
+            _unlink(lru, head, tail, d, victim)
+            copies[vl, d, ve] = 0
+            count[d] -= 1
             evictions += 1
-        store.copies[layer, d, e] = 1
-        store.count[d] += 1
+        copies[layer, d, e] = 1
+        count[d] += 1
         idx = layer * E + e
         lru[d, idx, LAST_USED] = now
-        _append(store, d, idx)
+        _append(lru, head, tail, d, idx)
         copied[t] = True
     return evictions

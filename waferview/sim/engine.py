@@ -33,7 +33,7 @@ from waferview.sim.copystore import CopyStore
 from waferview.sim.frame import Frame, frame_from_layer
 from waferview.sim.heatmap import default_top_n
 from waferview.sim.kernel_cache import check_once
-from waferview.sim.loop import run_layers
+from waferview.sim.loop import loop_for
 from waferview.sim.state import KernelContext, layer_buffers, rates_for
 from waferview.sim.totals import run_totals, totals_dict
 from waferview.sim.workload import Workload
@@ -156,10 +156,9 @@ class Engine:
             progress("preparing the kernels (compiled on first use, then cached)", 1, 1)
 
     def _run_to(self, stop: int):
-        modes = self._modes
-        tasks = run_layers(self.position, stop, self.context.kernel, modes["placement"].kernel_state(),
-                           modes["predictor"].kernel_state(), modes["links"].kernel_state(), self.store.arrays,
-                           self.layer, self.totals)
+        states = [self._modes[kind].kernel_state() for kind in ("placement", "predictor", "links")]
+        tasks = loop_for(*states)(self.position, stop, self.context.kernel, *states, self.store.arrays, self.layer,
+                                  self.totals)
         self.position = max(self.position, stop)
         return tasks
 

@@ -5,6 +5,11 @@ Per (step, layer): the placement's tasks -> each task's source (sim.sources) -> 
 modes are chosen by the types of their states (waferview.modes), so this function is compiled, and cached on
 disk, once per combination of modes; a run stepped one layer at a time makes the same calls in the same order
 as a run to the end, so both give the same numbers bit for bit. Returns the last layer's tasks.
+
+numba keeps one cache index per function, listing every signature compiled so far; a signature naming a mode
+class from outside waferview (a user's own mode, a test's toy) would make that index unreadable to a process
+without that module on its path. So modes from outside the package run the same loop compiled without the
+disk cache (`loop_for` picks the dispatcher).
 """
 
 from __future__ import annotations
@@ -56,3 +61,13 @@ def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, tot
         next_counts = ctx.counts[step + 1 if step + 1 < steps else step, layer]
         add_layer(totals, buffers, step, ctx.step_tokens[step], task_e, copied, pred_mode, predicted, next_counts)
     return task_e, task_d, task_tok, task_src, copied
+
+
+run_layers_uncached = njit(nogil=True)(run_layers.py_func)
+
+
+def loop_for(*states):
+    """run_layers for mode states defined in waferview, else the same loop without the disk cache."""
+    if all(type(s).__module__.startswith("waferview.") for s in states):
+        return run_layers
+    return run_layers_uncached

@@ -14,23 +14,26 @@ from waferview.wafer.routes import distance
 
 
 @njit(nogil=True, cache=True)
-def nearest_holder(mesh, home, copies_l, e, d):
-    if home[e] == d or copies_l[d, e]:
-        return d
-    best = home[e]
-    best_dist = distance(mesh, d, best)
-    for h in range(copies_l.shape[0]):
-        if copies_l[h, e]:
-            dh = distance(mesh, d, h)
-            if dh < best_dist:
-                best = h
-                best_dist = dh
-    return best
-
-
-@njit(nogil=True, cache=True)
 def resolve_sources(ctx, task_e, task_d, copies_l):
+    """The nearest holder of each task's expert, seen from its die (one flat loop: a call per task that
+    passes arrays costs more than the search)."""
+    mesh = ctx.mesh
+    home = ctx.home
+    D = copies_l.shape[0]
     src = np.empty(task_e.shape[0], dtype=np.int64)
     for t in range(task_e.shape[0]):
-        src[t] = nearest_holder(ctx.mesh, ctx.home, copies_l, task_e[t], task_d[t])
+        e = task_e[t]
+        d = task_d[t]
+        if home[e] == d or copies_l[d, e]:
+            src[t] = d
+            continue
+        best = home[e]
+        best_dist = distance(mesh, d, best)
+        for h in range(D):
+            if copies_l[h, e]:
+                dh = distance(mesh, d, h)
+                if dh < best_dist:
+                    best = h
+                    best_dist = dh
+        src[t] = best
     return src

@@ -29,6 +29,8 @@ class MeshTables(NamedTuple):
     nbr_offsets: np.ndarray   # (D+1,) int64
     route_order: int          # ROUTE_XY or ROUTE_YX
     dist: np.ndarray          # (D, D) int64 hops when D <= DIST_TABLE_DIES (a lookup beats two divisions), else (0, 0)
+    die_x: np.ndarray         # (D,) int64 x of each die (no division in the route walks)
+    die_y: np.ndarray         # (D,) int64 y of each die
 
 
 DIST_TABLE_DIES = 1024        # 8 MB of table at most
@@ -104,8 +106,9 @@ class Mesh:
             dist = (np.abs(xs[:, None] - xs[None, :]) + np.abs(ys[:, None] - ys[None, :])).astype(np.int64)
         else:
             dist = np.zeros((0, 0), dtype=np.int64)
+        ids = np.arange(self.num_dies, dtype=np.int64)
         return MeshTables(self.width, self.height, self.num_dies, self.num_links, self.nbr_offsets,
-                          self.route_order_code(route_order), dist)
+                          self.route_order_code(route_order), dist, ids % self.width, ids // self.width)
 
     def __repr__(self) -> str:
         return f"Mesh({self.width}x{self.height}, {self.num_dies} dies, {self.num_links} links)"

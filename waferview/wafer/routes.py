@@ -1,5 +1,11 @@
 """Distances and dimension-order routes on the mesh, computed from coordinates inside kernels (no dies x
-dies tables: a 64 x 64 mesh would need 8 GB of route lists). `mesh` is a wafer.mesh.MeshTables."""
+dies route lists: a 64 x 64 mesh would need 8 GB of them). `mesh` is a wafer.mesh.MeshTables.
+
+A route is walked hop by hop from its start's coordinates; the index of the link from (x, y) one step in
+(dx, dy) follows from which neighbours (x, y) has (wafer.mesh: a die's links are its neighbours in id
+order up, left, right, down), so a hop costs no division. Small helpers are inlined: a call that passes the
+mesh tuple costs a reference count per array in it, more than the hop.
+"""
 
 from __future__ import annotations
 
@@ -9,80 +15,80 @@ from numba import njit
 from waferview.wafer.mesh import ROUTE_XY
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def distance(mesh, a, b):
     """Manhattan distance = hops of any dimension-order route."""
     if mesh.dist.shape[0] > 0:
         return mesh.dist[a, b]
-    w = mesh.width
-    return abs(a % w - b % w) + abs(a // w - b // w)
+    return abs(mesh.die_x[a] - mesh.die_x[b]) + abs(mesh.die_y[a] - mesh.die_y[b])
 
 
-@njit(nogil=True, cache=True)
-def link_index(mesh, a, b):
-    """Index of the directed link a -> b between neighbours (links sorted by (src, dst): a's neighbours in id
-    order up, left, right, down)."""
-    w = mesh.width
-    x = a % w
-    y = a // w
-    i = mesh.nbr_offsets[a]
-    if b == a - w:
+@njit(nogil=True, cache=True, inline="always")
+def hop_link(nbr_offsets, w, x, y, dx, dy):
+    """Index of the link from die (x, y) to (x + dx, y + dy), a neighbour."""
+    i = nbr_offsets[y * w + x]
+    if dy < 0:
         return i
     if y > 0:
         i += 1
-    if b == a - 1:
+    if dx < 0:
         return i
     if x > 0:
         i += 1
-    if b == a + 1:
+    if dx > 0:
         return i
     if x < w - 1:
         i += 1
-    return i   # b == a + w
+    return i   # dy > 0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def link_index(mesh, a, b):
+    """Index of the directed link a -> b between neighbours."""
+    w = mesh.width
+    return hop_link(mesh.nbr_offsets, w, a % w, a // w, b % w - a % w, b // w - a // w)
 
 
 @njit(nogil=True, cache=True)
 def route_into(mesh, a, b, out):
     """The links of the route a -> b into out[0 : hops]; returns hops. out needs width + height entries."""
     w = mesh.width
-    x, y = a % w, a // w
-    bx, by = b % w, b // w
+    x, y = mesh.die_x[a], mesh.die_y[a]
+    bx, by = mesh.die_x[b], mesh.die_y[b]
     n = 0
     for phase in range(2):
-        along_x = (phase == 0) == (mesh.route_order == ROUTE_XY)
-        if along_x:
+        if (phase == 0) == (mesh.route_order == ROUTE_XY):
+            step = 1 if bx > x else -1
             while x != bx:
-                nx = x + 1 if bx > x else x - 1
-                out[n] = link_index(mesh, y * w + x, y * w + nx)
+                out[n] = hop_link(mesh.nbr_offsets, w, x, y, step, 0)
                 n += 1
-                x = nx
+                x += step
         else:
+            step = 1 if by > y else -1
             while y != by:
-                ny = y + 1 if by > y else y - 1
-                out[n] = link_index(mesh, y * w + x, ny * w + x)
+                out[n] = hop_link(mesh.nbr_offsets, w, x, y, 0, step)
                 n += 1
-                y = ny
+                y += step
     return n
 
 
-@njit(nogil=True, cache=True)
-def add_route_bytes(mesh, a, b, nbytes, link_bytes):
-    """link_bytes[l] += nbytes for every link l of the route a -> b."""
-    w = mesh.width
-    x, y = a % w, a // w
-    bx, by = b % w, b // w
+@njit(nogil=True, cache=True, inline="always")
+def add_route_bytes(offsets, die_x, die_y, w, route_order, a, b, nbytes, link_bytes):
+    """link_bytes[l] += nbytes for every link l of the route a -> b (route_into's walk, without the list).
+    Takes the mesh's fields, not the tuple: hot loops fetch them once."""
+    x, y = die_x[a], die_y[a]
+    bx, by = die_x[b], die_y[b]
     for phase in range(2):
-        along_x = (phase == 0) == (mesh.route_order == ROUTE_XY)
-        if along_x:
+        if (phase == 0) == (route_order == ROUTE_XY):
+            step = 1 if bx > x else -1
             while x != bx:
-                nx = x + 1 if bx > x else x - 1
-                link_bytes[link_index(mesh, y * w + x, y * w + nx)] += nbytes
-                x = nx
+                link_bytes[hop_link(offsets, w, x, y, step, 0)] += nbytes
+                x += step
         else:
+            step = 1 if by > y else -1
             while y != by:
-                ny = y + 1 if by > y else y - 1
-                link_bytes[link_index(mesh, y * w + x, ny * w + x)] += nbytes
-                y = ny
+                link_bytes[hop_link(offsets, w, x, y, 0, step)] += nbytes
+                y += step
 
 
 def route_buffer(mesh) -> np.ndarray:
