@@ -65,6 +65,7 @@ def read(path: Path, label: str, model: ModelSpec | None, strict: bool):
                     mtp += 1
                     continue
                 where = f"line {line} (step {step}, layer {layer})"
+                layer_ids.add(layer)   # even when its rows are bad: a wrong --model is named as such below
                 rows = layer_rows(record["top_indices"], model, "top_indices", record["num_tokens"])
             except BadRecord as e:
                 builder.skip(name, where, str(e))
@@ -73,12 +74,13 @@ def read(path: Path, label: str, model: ModelSpec | None, strict: bool):
             if layer in subs[-1]:
                 subs.append({})      # the layer fires again: the next pass of this step
             subs[-1][layer] = rows
-            layer_ids.add(layer)
         for step, subs in per_step.items():
             for sub, layers in enumerate(subs):
                 groups.append((name, rank, step, sub, layers))
     if not layer_ids:
-        raise InputError(f"{label}: no decoder routing records ({len(builder.skips.entries)} record(s) skipped)")
+        skipped = builder.skips.entries
+        first = f"; first: {skipped[0]['file']}: {skipped[0]['reason']}" if skipped else ""
+        raise InputError(f"{label}: no decoder routing records ({len(skipped)} record(s) skipped{first})")
     index, numbering = layer_map(model, layer_ids, label)
     for name, rank, step, sub, layers in groups:
         where = f"step {step}" + (f" pass {sub}" if sub else "")
