@@ -306,3 +306,31 @@ def test_count_only_insights_compute_frequencies_and_refuse_the_rest(tmp_path, c
     code, out, _ = run_cli(["insights", folder, "--model", desc, "--no-layers"], capsys)
     assert code == 0 and out.count("not computed: counts only:") == 5
     assert f"a pass of at most {DECODE_MAX_TOKENS} tokens counts as decode" in out
+
+
+def test_megatron_wrong_width_names_the_record(tmp_path):
+    model, desc = tiny_model(tmp_path)
+    folder = megatron_dir(tmp_path, model, [[(0, routing(model, 2, 1))]])
+    file = folder / "router_trace_rank0.jsonl"
+    file.write_text(file.read_text().replace('"top_indices": [[', '"top_indices": [[7, ', 1))
+    with pytest.raises(TraceFileError) as info:
+        load_source(str(folder), model=str(desc), strict=True)
+    assert str(info.value) == ("router_trace_rank0.jsonl: line 1 (step 0, layer 1): top_indices is ragged (rows of "
+                               "different lengths)")
+
+
+def test_recorder_per_pass_counts_go_through_the_physical_map(tmp_path):
+    model, desc = tiny_model(tmp_path)
+    table = np.tile(np.r_[np.arange(8), np.arange(4)], (model.num_layer_keys, 1))
+    physical = np.zeros((2, model.num_layer_keys, 12), dtype=np.int64)
+    logical = [stats(model, 1, 70), stats(model, 2, 3)]
+    for p, c in enumerate(logical):
+        physical[p][list(model.moe_layer_ids), :8] = c
+        moved = physical[p][list(model.moe_layer_ids), :4] // 2      # half of experts 0..3 on their replicas
+        physical[p][list(model.moe_layer_ids), :4] -= moved
+        physical[p][list(model.moe_layer_ids), 8:] = moved
+    records = [{"forward_pass_id": p, "rank": 0, "global_physical_count": physical[p]} for p in range(2)]
+    path = npz_of(tmp_path, {"records": records, "last_physical_to_logical_map": table})
+    passes = load_source(str(path), model=str(desc))
+    assert passes.count_only and list(passes.tokens) == [70, 3] and list(passes.prefill) == [True, False]
+    assert (passes.counts[0] == logical[0]).all() and (passes.counts[1] == logical[1]).all()
