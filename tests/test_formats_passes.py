@@ -334,3 +334,25 @@ def test_recorder_per_pass_counts_go_through_the_physical_map(tmp_path):
     passes = load_source(str(path), model=str(desc))
     assert passes.count_only and list(passes.tokens) == [70, 3] and list(passes.prefill) == [True, False]
     assert (passes.counts[0] == logical[0]).all() and (passes.counts[1] == logical[1]).all()
+
+
+def test_convert_bad_input_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    from waferview.convert import main
+
+    pt = tmp_path / "dump.pt"
+    pt.write_bytes(b"not a torch file")
+    out = tmp_path / "out.npz"
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    if have_torch:
+        assert main(["sglang-recorder", str(pt), str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"waferview convert: {pt}: not a readable torch dump (") and err.count("\n") == 1
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(["sglang-recorder", str(pt), str(out)]) == 2
+    assert capsys.readouterr().err == ("waferview convert: python -m waferview.convert sglang-recorder reads the .pt "
+                                       "with torch: run it where torch is installed (pip install torch)\n")
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["dump.pt"]

@@ -30,6 +30,11 @@ def convert_sglang_recorder(source: Path, out: Path) -> dict:
     if not source.is_file():
         raise InputError(f"{source}: no such file")
     try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError("python -m waferview.convert sglang-recorder reads the .pt with torch: run it where torch "
+                         "is installed (pip install torch)") from None
+    try:
         arrays = dump_arrays(load_pt(source, str(source)))
     except BadRecord as e:
         raise InputError(f"{source}: {e}") from None

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from waferview.errors import InputError, TraceFileError
-from waferview.models import ModelSpec, get_model
+from waferview.models import ModelSpec
 
 MODEL_HINT = "pass --model (qwen3, deepseek, llama4, kimi, or a model description .json file)"
 
@@ -67,13 +67,14 @@ def content_key(path: str, *parts) -> str:
 
 
 def model_from_record(name) -> ModelSpec | None:
-    """A built-in model a record names (vLLM's "model" field), if it names one."""
+    """The built-in model a record names by its full name (vLLM's "model" field: the served model), if
+    it does. Short aliases ("qwen") are not trusted here: a server may give any model a short name."""
+    from waferview.models import MODELS
+
     if not isinstance(name, str):
         return None
-    try:
-        return get_model(name) if not name.lower().endswith(".json") else None
-    except InputError:
-        return None
+    low = name.strip().lower()
+    return next((m for m in MODELS.values() if low in (m.folder.lower(), m.name.lower())), None)
 
 
 def require_model(model: ModelSpec | None, label: str, what: str) -> ModelSpec:
