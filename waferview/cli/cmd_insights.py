@@ -21,9 +21,9 @@ def run(args) -> int:
 
     from waferview.analysis.insights import compute_insights
     from waferview.analysis.insights_format import format_insights
-    from waferview.trace.source import load_source
+    from waferview.cli.common import load_source_from_args
 
-    trace = load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
+    trace = load_source_from_args(args)
     result = compute_insights(trace)
     if args.json:
         print(orjson.dumps(result).decode())

@@ -6,14 +6,23 @@ import argparse
 
 from waferview.policies.base import EVICTIONS
 
-SOURCE_HELP = ("a dataset-layout directory, one .json trace file, a waferview cache (.wvtrace), or "
-               "hf:<org>/<model>[/<benchmark>[/<subject>]]; default: the shipped synthetic trace in assets/")
+SOURCE_HELP = ("a dataset-layout directory, one .json trace file, a waferview cache (.wvtrace), "
+               "hf:<org>/<model>[/<benchmark>[/<subject>]], or a serving engine's capture (see --format); "
+               "default: the shipped synthetic trace in assets/")
+FORMATS = ("vllm", "sglang", "sglang-recorder", "megatron", "trtllm-stats")  # = trace.formats.FORMATS (light import)
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="?", default=None, metavar="SOURCE", help=SOURCE_HELP)
-    p.add_argument("--model", default=None,
-                   help="qwen3, deepseek, llama4 or kimi (inferred from the path or the file when omitted)")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="qwen3, deepseek, llama4, kimi, or a model description .json file for any other MoE model "
+                        "(fields: key, num_layer_keys, dense_layers or moe_layer_ids, top_k, num_experts, hidden, "
+                        "expert_inter; examples in assets/models/); inferred from the path or the file when "
+                        "omitted; serving-engine captures need it")
+    p.add_argument("--format", dest="fmt", default=None, choices=FORMATS,
+                   help="read SOURCE as this serving engine's capture instead of detecting it: vllm or sglang (one "
+                        "JSON response per line), sglang-recorder (expert distribution recorder .pt/.npz dumps), "
+                        "megatron (router_trace_rank*.jsonl), trtllm-stats (meta_info.json + rank*.safetensors)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first bad trace file (exit 2) instead of skipping it")
     p.add_argument("--no-cache", action="store_true", help="parse the JSON again even if a cache exists")
@@ -111,11 +120,27 @@ def engine_from_args(args, trace, *, placement: str | None = None, predictor: st
                   options=policy_options_from_args(args))
 
 
-def load_trace_from_args(args):
-    """The trace named by the source options (helper A's load_source)."""
+def load_source_from_args(args):
+    """What the source options name: TraceArrays, or RecordedPasses for a batch-major or count-only capture."""
     from waferview.trace.source import load_source
 
-    return load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
+    return load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache,
+                       fmt=getattr(args, "fmt", None))
+
+
+def load_trace_from_args(args):
+    """The per-request trace the simulation commands replay."""
+    from waferview.trace.passes import RecordedPasses
+
+    trace = load_source_from_args(args)
+    if isinstance(trace, RecordedPasses):
+        # TODO(lead): replay recorded batches (one step per recorded pass) and drop this refusal.
+        kind = "per-expert counts" if trace.count_only else "per-token expert ids"
+        from waferview.errors import InputError
+
+        raise InputError(f"{trace.source}: recorded batches ({trace.passes} forward passes, {kind}): recorded-batch "
+                         "replay is not wired into summary, compare and replay yet (waferview insights reads them)")
+    return trace
 
 
 def run_with_progress(engine, label: str) -> dict:

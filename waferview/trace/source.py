@@ -36,8 +36,13 @@ def assets_dir() -> Path:
 
 
 def load_source(source: str | None, model: str | None = None, strict: bool = False,
-                use_cache: bool = True) -> TraceArrays:
+                use_cache: bool = True, fmt: str | None = None) -> TraceArrays:
+    """`fmt` forces a serving-engine format (trace.formats); those sources may also come back as
+    trace.passes.RecordedPasses (batch-major and count-only recordings)."""
     spec = get_model(model) if model else None
+    foreign = _load_foreign(source, fmt, spec, strict, use_cache)
+    if foreign is not None:
+        return foreign
     if source is None:
         return _load_default(spec, strict)
     if not source.strip():
@@ -61,6 +66,13 @@ def load_source(source: str | None, model: str | None = None, strict: bool = Fal
         raise InputError(f"{source}: expected a directory, a .json trace file, a {SUFFIX} cache or hf:...")
     return _load_json(single_file(path), path, label=source, display=lambda rel: source, model=spec,
                       strict=strict, use_cache=use_cache)
+
+
+def _load_foreign(source, fmt, spec, strict, use_cache):
+    """Serving-engine captures (vLLM, SGLang, Megatron-Core, TensorRT-LLM): see trace/formats."""
+    from waferview.trace import formats
+
+    return formats.load_foreign(source, fmt, spec, strict, use_cache)
 
 
 def _joiner(root: str):
