@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    # what provenance records as the command line (argv given by a caller, else the process's)
+    args.command_line = list(sys.argv) if argv is None else ["waferview", *argv]
     try:
         return int(args._module.run(args) or 0)
     except InputError as e:

@@ -119,9 +119,16 @@ def provenance(*, model=None, hardware=None, synthetic: bool | None = None, run_
 
 def run_options_from_args(args, **extra) -> dict:
     """The simulation options of a parsed command line, as a plain dict (for run_options)."""
-    keys = ("batch", "seed", "placement", "predictor", "modes", "block_size", "max_split", "top_n", "eviction",
+    keys = ("mesh", "batch", "seed", "placement", "predictor", "modes", "block_size", "max_split", "top_n", "eviction",
             "copy_slots", "bytes_per_param")
     out = {k: getattr(args, k) for k in keys if hasattr(args, k)}
     out.update(extra)
     return out
+
+
+def provenance_from_args(args, *, model=None, hardware=None, synthetic=None, run_options=None) -> dict:
+    """provenance() for a parsed command line: its argv (main sets args.command_line) and options."""
+    return provenance(model=model, hardware=hardware, synthetic=synthetic,
+                      run_options=run_options_from_args(args) if run_options is None else run_options,
+                      argv=getattr(args, "command_line", None))
 
