@@ -42,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _end_progress() -> None:
+    """Take any progress bar off the screen before a message is printed (progress is loaded only when
+    something drew a bar, so this costs nothing otherwise)."""
+    progress = sys.modules.get("waferview.progress")
+    if progress is not None:
+        progress.end_all()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,14 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._module.run(args) or 0)
     except InputError as e:
+        _end_progress()
         print(f"waferview {args.command}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _end_progress()
         print("waferview: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
     except Exception as e:  # internal error: short line, traceback only on request
+        _end_progress()
         if os.environ.get("WAFERVIEW_DEBUG"):
             raise
         print(f"waferview {args.command}: internal error: {e.__class__.__name__}: {e} "
