@@ -95,7 +95,7 @@ def run_bench(sizes: BenchSizes, *, workdir: str | None = None, show_progress: b
 
 def bench_provenance(sizes: BenchSizes) -> dict:
     """Provenance of a bench run: every input is synthetic (generated on the spot), on the paper's
-    meshes, for the models the suites use; the configuration's sizes are the run options."""
+    meshes, for every model; the configuration's sizes are the run options."""
     from waferview.models import get_model
     from waferview.report.provenance import provenance
     from waferview.wafer.hardware import load_hardware

@@ -164,8 +164,8 @@ def write_dataset(trace: TraceArrays, out_dir: str | os.PathLike, benchmark: str
     try:
         refuse_escape(target, out, f"--out {out_dir}")
         created.makedirs(target.parent)
-        if target.exists() and (target.is_symlink() or not target.is_dir()):
-            raise InputError(f"{target}: exists and is not a folder")
+        if os.path.lexists(target) and (target.is_symlink() or not target.is_dir()):
+            raise InputError(f"{target}: exists and is not a plain folder (a file or a symbolic link)")
         tmp = created.temp_dir(target)
         bar = _progress_bar(trace.requests, f"writing {m.key} JSON")
         layout = _layout(m)
