@@ -336,3 +336,17 @@ def test_cache_over_a_file_that_is_not_a_cache_is_refused(tmp_path, capsys):
     assert precious.read_text() == "not a cache"
     assert main(["synth", *SMALL, "--cache", str(precious), "--force"]) == 0
     assert load_source(str(precious)).synthetic
+
+
+def test_leftovers_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    benchmark = tmp_path / "out" / LLAMA.org / LLAMA.name / "synthetic"
+    benchmark.mkdir(parents=True)
+    stale, fresh = benchmark / ".synthetic.0123456789ab.tmp", benchmark / ".synthetic.ba9876543210.tmp"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "3.json").write_text("[]")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    (benchmark / ".synthetic.notours.tmp").mkdir()
+    assert synth(tmp_path / "out") == 0
+    assert sorted(p.name for p in benchmark.iterdir()) == [".synthetic.ba9876543210.tmp", ".synthetic.notours.tmp",
+                                                           "synthetic"]

@@ -106,7 +106,9 @@ class Created:
             self.dirs.append(folder)
 
     def temp_dir(self, beside: Path) -> Path:
-        """A new hidden folder next to `beside`, made exclusively (no existing name is reused)."""
+        """A new hidden folder next to `beside`, made exclusively (no existing name is reused). Left-overs
+        of a run killed outright (kill -9: no cleanup ran) are removed first once they are an hour old."""
+        _remove_stale_temp_dirs(beside)
         for _ in range(100):
             tmp = beside.parent / f".{beside.name}.{secrets.token_hex(6)}.tmp"
             try:
@@ -165,6 +167,27 @@ class Created:
         for folder in reversed(self.dirs):
             shutil.rmtree(folder, ignore_errors=True)
         self.files, self.dirs, self.replaced = [], [], {}
+
+
+_STALE_S = 3600
+
+
+def _remove_stale_temp_dirs(beside: Path) -> None:
+    import re
+    import time
+
+    pattern = re.compile(rf"^\.{re.escape(beside.name)}\.[0-9a-f]{{12}}\.tmp$")
+    try:
+        entries = list(os.scandir(beside.parent))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if pattern.match(entry.name) and entry.is_dir(follow_symlinks=False) and \
+                    time.time() - entry.stat(follow_symlinks=False).st_mtime > _STALE_S:
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 class Terminated(KeyboardInterrupt):
