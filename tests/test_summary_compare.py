@@ -67,7 +67,7 @@ def test_every_summary_field_is_defined(capsys, qwen_cache):
     from waferview.report.summary import FIELD_DOCS
 
     fields = run_json(capsys, ["summary", qwen_cache, "--json", "--mesh", "2x2"])
-    assert list(fields) == list(FIELD_DOCS)        # same keys, same order as --help lists them
+    assert list(fields) == [*FIELD_DOCS, "provenance"]     # same keys, same order as --help lists them
 
 
 def test_summary_help_defines_the_fields(capsys):
@@ -94,6 +94,7 @@ def test_compare_default_is_the_paper_five(capsys, qwen_cache):
     # each row equals the matching summary run
     s = run_json(capsys, ["summary", qwen_cache, "--json", "--mesh", "3x3", "--placement", "allo",
                           "--predictor", "heatmap"])
+    del s["provenance"]
     assert {k: rows[4][k] for k in s} == s
 
 

@@ -26,6 +26,11 @@ def run(args) -> int:
     trace = load_source_from_args(args)
     result = compute_insights(trace)
     if args.json:
+        from waferview.report.provenance import provenance_from_args
+
+        # insights simulate nothing: no hardware, no run options
+        result["provenance"] = provenance_from_args(args, model=trace.model, synthetic=trace.synthetic,
+                                                    run_options={})
         print(orjson.dumps(result).decode())
     else:
         print(format_insights(result, per_layer=not args.no_layers))

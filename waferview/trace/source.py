@@ -24,6 +24,7 @@ from waferview.trace import hub, store
 from waferview.trace.arrays import TraceArrays
 from waferview.trace.cache import FORMAT_VERSION, SUFFIX, CacheCorrupt, is_cache_file, load_cache
 from waferview.trace.ingest import ingest, raise_first_skipped
+from waferview.trace.manifest import label_synthetic
 from waferview.trace.scan import TraceFile, fingerprint, scan_directory, single_file
 
 DEFAULT_MODEL = "deepseek"
@@ -56,16 +57,18 @@ def load_source(source: str | None, model: str | None = None, strict: bool = Fal
         files = scan_directory(path)
         if not files:
             raise InputError(f"{source}: no .json trace files in this directory (searched recursively)")
-        return _load_json(files, path, label=source, display=_joiner(source), model=spec,
-                          strict=strict, use_cache=use_cache)
+        trace = _load_json(files, path, label=source, display=_joiner(source), model=spec,
+                           strict=strict, use_cache=use_cache)
+        return label_synthetic(trace, path, (f.path for f in files))   # written by `synth --out`?
     if is_cache_file(path):
         return load_cache_source(path, spec, strict, label=source)
     if path.suffix.lower() == SUFFIX:
         raise InputError(f"{source}: not a waferview cache (bad magic)")
     if path.suffix.lower() != ".json":
         raise InputError(f"{source}: expected a directory, a .json trace file, a {SUFFIX} cache or hf:...")
-    return _load_json(single_file(path), path, label=source, display=lambda rel: source, model=spec,
-                      strict=strict, use_cache=use_cache)
+    trace = _load_json(single_file(path), path, label=source, display=lambda rel: source, model=spec,
+                       strict=strict, use_cache=use_cache)
+    return label_synthetic(trace, path)
 
 
 def _load_foreign(source, fmt, spec, strict, use_cache):
