@@ -145,10 +145,13 @@ def test_replay_equals_the_dataset_json_of_the_same_routing(tmp_path, capsys, en
     assert (code_a, code_b) == (0, 0), err_a + err_b
     a, b = orjson.loads(out_a), orjson.loads(out_b)
     assert a.pop("source") != b.pop("source")
+    pa, pb = a.pop("provenance"), b.pop("provenance")   # the command lines differ (the SOURCE); the rest agrees
+    assert pa["command_line"] != pb["command_line"] and pa["hardware"] == pb["hardware"]
     assert a == b and a["requests"] == 4 and a["decode_time_ms"] > 0
     _, ins_a, _ = run_cli(["insights", capture, "--model", "llama4", "--json"], capsys)
     _, ins_b, _ = run_cli(["insights", tmp_path / "dataset", "--model", "llama4", "--json"], capsys)
     ia, ib = orjson.loads(ins_a), orjson.loads(ins_b)
+    assert ia["provenance"]["model"] == ib["provenance"]["model"]
     assert ia["figures"] == ib["figures"] and ia["per_layer"] == ib["per_layer"]
 
 
