@@ -17,12 +17,15 @@ examples:
 
 
 def add_arguments(p):
+    from waferview.cli.common import whole_number
+
     p.add_argument("--model", required=True,
                    help="qwen3, deepseek, llama4, kimi, or the dataset folder (e.g. Qwen/Qwen3-235B-A22B-FP8)")
     p.add_argument("--benchmark", default=None,
                    help="mmlu, mmlu_ZH_CN, hellaswag, livecodebench, HuggingFaceH4/aime_2024, Chinese-SimpleQA")
     p.add_argument("--subject", default=None, help="a subject folder under the benchmark")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files, in sorted order")
+    p.add_argument("--limit", type=whole_number(1, 1 << 31, "a number of files"), default=None, metavar="N",
+                   help="only the first N files, in sorted order")
     p.add_argument("--revision", default=None, help="dataset revision (default: the pinned commit)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="download into DIR (dataset layout) instead of the Hugging Face cache")

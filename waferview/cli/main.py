@@ -38,8 +38,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=getattr(mod, "DESCRIPTION", help_text),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        _bound_number_types(p)
         p.set_defaults(_module=mod)
     return parser
+
+
+def _bound_number_types(p: argparse.ArgumentParser) -> None:
+    """Every plain `type=int` / `type=float` option of every command becomes a bounded one: an integer
+    must fit int64 (anything numba sees does), a float must be finite. Options with a meaningful range
+    declare it themselves (common.whole_number); this is the floor for all the others."""
+    from waferview.cli.common import real_number, whole_number
+    from waferview.limits import INT64_MAX
+
+    for action in p._actions:
+        if action.type is int:
+            action.type = whole_number(-INT64_MAX - 1, INT64_MAX, "a 64-bit integer")
+        elif action.type is float:
+            action.type = real_number(-1.7e308, 1.7e308, "a finite number")
 
 
 def main(argv: list[str] | None = None) -> int:
