@@ -15,6 +15,7 @@ from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeI
 from hubcache import add_file, fill, repo_folder
 from tracefiles import dumps, isolated_cache, make_steps, run_cli, run_subprocess  # noqa: F401
 from waferview.errors import InputError
+from waferview.trace import hub as hub_module
 from waferview.trace.hub import DEFAULT_REVISION, REPO_ID, fetch, parse_hf_source, select
 from waferview.trace.source import load_source
 
@@ -78,6 +79,7 @@ def online(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree", list_repo_tree)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(hub_module, "probe", lambda: None)   # "the Hub answers"
     return calls, state
 
 
@@ -284,8 +286,10 @@ def test_network_failure_during_download(hub, online, capsys):
 
 
 def test_bad_limit(hub, capsys):
-    code, _, err = run_cli(["fetch", "--model", "qwen3", "--limit", "0"], capsys)
-    assert code == 2 and "--limit must be at least 1, got 0" in err
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fetch", "--model", "qwen3", "--limit", "0"], capsys)
+    assert exit_info.value.code == 2
+    assert "argument --limit: 0: out of range; expected a number of files from 1 to" in capsys.readouterr().err
 
 
 def test_a_bad_file_in_the_hub_cache_is_skipped(hub):

@@ -9,9 +9,14 @@ The listing of a commit is saved (in the waferview cache folder): when every cho
 already local, a later run makes no network call at all.
 
 Offline (HF_HUB_OFFLINE=1) or when the Hub cannot be reached, the files already in the
-local Hub cache (or in `out`) are used; with none there, a one-line error says so. Every Hub
-failure becomes one InputError line: no token / gate not accepted, unknown revision,
-unknown benchmark or subject, network failure. An unknown model fails before any network call.
+local Hub cache (or in `out`; files only in the Hub cache are copied into `out`) are used; with none
+there, a one-line error says so. Every Hub failure becomes one InputError line: no token / gate not
+accepted, unknown revision, unknown benchmark or subject, network failure. An unknown model fails
+before any network call.
+
+An unreachable Hub fails fast: before the first network call of a run, one request with no retries
+must get any answer within PROBE_SECONDS (a thread bounds the DNS lookup too), else the run goes
+offline at once; the calls after it use finite timeouts (huggingface_hub's default client has none).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +35,7 @@ from pathlib import Path
 import orjson
 
 from waferview.errors import InputError
+from waferview.files import read_capped
 from waferview.models import MODELS, ModelSpec, get_model
 from waferview.progress import progress, status
 
@@ -38,6 +45,9 @@ DEFAULT_REVISION = "27febb7b2d24169560a9f6f83d38eb53f94916cf"
 DATASET_URL = f"https://huggingface.co/datasets/{REPO_ID}"
 _WORKERS = 8
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+PROBE_SECONDS = 3.0          # an unreachable Hub is given up on after this long (the whole run: under 5 s)
+_CALL_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds of every later Hub call
+_MAX_LISTING_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,14 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
         root = Path(out) if out is not None else _snapshot_dir(revision)
         if all((root / path).is_file() for path, _ in chosen):  # all here already: no network at all
             return FetchResult(root / sel.prefix, [path for path, _ in chosen])
-    else:
+    why = probe()
+    if why is not None:
+        message = f"cannot reach the Hub: {why}"
+        result = _local(sel, revision, limit, out, why=message)
+        _notice(f"{message}; using the {len(result.files)} files already in the local cache")
+        return result
+    _finite_timeouts()
+    if remote is None:
         try:
             with _quiet_hub(), status(f"listing {sel} on the Hub"):
                 remote = _list_remote(sel, revision)
@@ -137,6 +154,55 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
     except Exception as e:  # noqa: BLE001
         raise InputError(_classify(e, sel, revision)[1]) from None
     return FetchResult(local_dir, [path for path, _ in chosen])
+
+
+def probe() -> str | None:
+    """None when the Hub's endpoint answers at all (any HTTP status) within PROBE_SECONDS, else why not.
+
+    One request, no retries; run in a daemon thread so a stuck DNS lookup (which no socket timeout
+    covers) cannot hold the run either."""
+    import threading
+
+    import httpx2
+    from huggingface_hub import constants
+
+    url = f"{constants.ENDPOINT.rstrip('/')}/api/datasets/{REPO_ID}"
+    outcome: dict = {}
+
+    def ask():
+        try:
+            httpx2.head(url, timeout=httpx2.Timeout(PROBE_SECONDS * 0.75), follow_redirects=False)
+            outcome["ok"] = True
+        except Exception as e:  # noqa: BLE001 - any failure means "not reachable now"
+            outcome["error"] = _first_line(e) or e.__class__.__name__
+
+    thread = threading.Thread(target=ask, name="waferview-hub-probe", daemon=True)
+    thread.start()
+    thread.join(PROBE_SECONDS)
+    if thread.is_alive():
+        return f"no answer from {constants.ENDPOINT} within {PROBE_SECONDS:g} s"
+    return None if outcome.get("ok") else outcome.get("error", "no answer")
+
+
+_timeouts_set = False
+
+
+def _finite_timeouts() -> None:
+    """huggingface_hub's shared client waits forever by default: give every call a deadline."""
+    global _timeouts_set
+    if _timeouts_set:
+        return
+    import httpx2
+    import huggingface_hub as hfh
+    from huggingface_hub.utils._http import default_client_factory
+
+    def factory():
+        client = default_client_factory()
+        client.timeout = httpx2.Timeout(_CALL_TIMEOUT[1], connect=_CALL_TIMEOUT[0])
+        return client
+
+    hfh.set_client_factory(factory)
+    _timeouts_set = True
 
 
 @contextmanager
@@ -213,7 +279,7 @@ def _read_listing(sel: HubSelection, revision: str) -> list[tuple[str, int]] | N
     if not _COMMIT.fullmatch(revision):
         return None
     try:
-        data = orjson.loads(_listing_path(sel, revision).read_bytes())
+        data = orjson.loads(read_capped(_listing_path(sel, revision), _MAX_LISTING_BYTES, "saved listing"))
         if data["repo"] != REPO_ID or data["revision"] != revision or data["prefix"] != sel.prefix:
             return None
         return [(str(path), int(size)) for path, size in data["files"]]
@@ -227,33 +293,74 @@ def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]
     path = _listing_path(sel, revision)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
-                                      "files": files}))
-        os.replace(tmp, path)
+        _write_new(path, orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
+                                       "files": files}))
     except OSError:
         pass  # only a shortcut for next time
 
 
-def _local(sel: HubSelection, revision: str, limit: int | None, out, why: str) -> FetchResult:
-    """The selection's files already on disk (in `out`, or in the Hub cache's snapshot)."""
-    if out is not None:
-        root = Path(out)
-    else:
-        root = _cached_snapshot(revision)
-        if root is None:
-            raise InputError(f"{why}, and {sel.prefix} at revision {revision[:12]} is not in the local "
-                             f"Hub cache ({hub_cache_dir()})")
+def _write_new(path: Path, data: bytes) -> None:
+    """Write `path` through a temporary file made with exclusive creation (never a predictable name a
+    symlink could be planted at), then renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _listed(root: Path, sel: HubSelection) -> list[str]:
+    """Repo paths of the `*.json` files under root/<prefix> (hidden entries left out), sorted."""
     base = root / sel.prefix
-    files = sorted(p.relative_to(root).as_posix() for p in base.rglob("*.json")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)) \
-        if base.is_dir() else []
+    if not base.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in base.rglob("*.json")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _local(sel: HubSelection, revision: str, limit: int | None, out, why: str) -> FetchResult:
+    """The selection's files already on disk: in `out` and in the Hub cache's snapshot (those only in
+    the Hub cache are copied into `out`), or in the Hub cache's snapshot alone."""
+    snapshot = _cached_snapshot(revision)
+    if out is None and snapshot is None:
+        raise InputError(f"{why}, and {sel.prefix} at revision {revision[:12]} is not in the local "
+                         f"Hub cache ({hub_cache_dir()})")
+    root = Path(out) if out is not None else snapshot
+    in_root = _listed(root, sel)
+    in_cache = _listed(snapshot, sel) if out is not None and snapshot is not None else []
+    files = sorted(set(in_root) | set(in_cache))
     if not files:
-        where = f"in {root}" if out is not None else f"in the local Hub cache ({hub_cache_dir()})"
+        where = f"in {root} or the local Hub cache" if out is not None else f"in the local Hub cache ({hub_cache_dir()})"
         raise InputError(f"{why}, and no trace files under {sel.prefix} at revision {revision[:12]} are {where}")
     if limit:
         files = files[:limit]
-    return FetchResult(base, files, offline=True)
+    for path in files:
+        if out is not None and not (root / path).is_file():
+            _copy_from_cache(snapshot / path, root / path)
+    return FetchResult(root / sel.prefix, files, offline=True)
+
+
+def _copy_from_cache(source: Path, target: Path) -> None:
+    from waferview.trace.parse import MAX_TRACE_FILE_BYTES
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(target, read_capped(source, MAX_TRACE_FILE_BYTES, "trace file"))
+    except OSError as e:
+        raise InputError(f"cannot copy {source} from the Hub cache to {target}: {e.strerror or e}") from None
 
 
 def _cached_snapshot(revision: str) -> Path | None:
