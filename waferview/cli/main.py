@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except MemoryError as e:   # asked for more than the machine has: one line, no traceback
+        detail = f" ({e})" if str(e) else ""
+        print(f"waferview {args.command}: not enough memory{detail}; ask for less (a smaller --batch, "
+              f"--requests, --mesh or source)", file=sys.stderr)
+        return 2
     except Exception as e:  # internal error: short line, traceback only on request
         if os.environ.get("WAFERVIEW_DEBUG"):
             raise

@@ -32,6 +32,7 @@ folder rebuilds all three (store.py); a cache given as SOURCE is an error.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -234,6 +235,8 @@ def _read_checked_header(f, path: Path) -> tuple[dict, ModelSpec, str]:
     if not isinstance(header, dict) or version != FORMAT_VERSION:
         raise CacheCorrupt(f"{path}: cache header is not a format-{FORMAT_VERSION} object")
     model = check_header(header, path, align(16 + hlen), st.st_size)
+    if f.read(align(16 + hlen) - 16 - hlen).strip(b"\0"):
+        raise CacheCorrupt(f"{path}: the padding after the cache header is not zero (damaged)")
     header["_data_offset"] = align(16 + hlen)
     return header, model, hashlib.sha256(prelude + raw).hexdigest()
 
@@ -264,6 +267,9 @@ def load_cache(path: str | os.PathLike) -> tuple[TraceArrays, dict]:
                     mark_verified(st, header_sha)
                 raw = np.memmap(f, dtype=np.uint8, mode="r", offset=data_offset, shape=(data_len,))
         except OSError as e:
+            if e.errno == errno.ENOMEM:
+                raise InputError(f"{path}: not enough memory (address space) to map this cache "
+                                 f"({data_len / 1e9:.2f} GB)") from None
             raise CacheCorrupt(f"{path}: cannot read the cache: {os_reason(e)}") from None
     arrays = {}
     for name in ARRAYS:
