@@ -70,12 +70,21 @@ class FetchResult:
     offline: bool = False            # True when the Hub was not used
 
 
+def _subpath(parts: list[str], what: str) -> str:
+    """`<benchmark>[/<subject>]` joined, every part a plain folder name (never '..': a selection names
+    folders inside the dataset, and files are written under --out by it)."""
+    for part in parts:
+        if part in (".", "..") or "\\" in part or "\0" in part or not part.strip():
+            raise InputError(f"{what}: {part!r} is not a folder name of the dataset (no '.', '..' or backslashes)")
+    return "/".join(parts)
+
+
 def select(model: str, benchmark: str | None = None, subject: str | None = None) -> HubSelection:
     """A selection from command-line names; an unknown model fails here, before any network call."""
     if subject and not benchmark:
         raise InputError("--subject needs --benchmark")
-    parts = [p.strip("/") for p in (benchmark, subject) if p]
-    return HubSelection(get_model(model), "/".join(parts))
+    parts = [q for p in (benchmark, subject) if p for q in p.strip("/").split("/")]
+    return HubSelection(get_model(model), _subpath(parts, "--benchmark/--subject"))
 
 
 def parse_hf_source(source: str) -> HubSelection:
@@ -86,11 +95,13 @@ def parse_hf_source(source: str) -> HubSelection:
         raise InputError(f"{source}: expected hf:<org>/<model>[/<benchmark>[/<subject>]]")
     if len(parts) >= 2:
         try:
-            return HubSelection(get_model(f"{parts[0]}/{parts[1]}"), "/".join(parts[2:]))
+            model = get_model(f"{parts[0]}/{parts[1]}")
         except InputError:
-            pass
+            model = None
+        if model is not None:
+            return HubSelection(model, _subpath(parts[2:], source))
     if parts[0].lower() in MODELS:
-        return HubSelection(MODELS[parts[0].lower()], "/".join(parts[1:]))
+        return HubSelection(MODELS[parts[0].lower()], _subpath(parts[1:], source))
     folders = ", ".join(m.folder for m in MODELS.values())
     raise InputError(f"{source}: unknown model folder {'/'.join(parts[:2])!r}: expected one of {folders}")
 
@@ -282,9 +293,13 @@ def _read_listing(sel: HubSelection, revision: str) -> list[tuple[str, int]] | N
         data = orjson.loads(read_capped(_listing_path(sel, revision), _MAX_LISTING_BYTES, "saved listing"))
         if data["repo"] != REPO_ID or data["revision"] != revision or data["prefix"] != sel.prefix:
             return None
-        return [(str(path), int(size)) for path, size in data["files"]]
+        files = [(str(path), int(size)) for path, size in data["files"]]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
+    # only paths inside the selection, never out of it (a planted listing cannot point elsewhere)
+    if not all(path.startswith(sel.prefix + "/") and ".." not in path.split("/") for path, _ in files):
+        return None
+    return files
 
 
 def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]]) -> None:
@@ -292,7 +307,7 @@ def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]
         return
     path = _listing_path(sel, revision)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
         _write_new(path, orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
                                        "files": files}))
     except OSError:
