@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from simcases import random_trace
-from tracefiles import isolated_cache, make_steps, run_subprocess, write_dataset  # noqa: F401
+from tracefiles import isolated_cache, run_subprocess, write_dataset  # noqa: F401
 from waferview.models import MODELS, get_model
 from waferview.trace import cache as cache_module
 from waferview.trace import cache_check

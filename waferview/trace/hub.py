@@ -15,19 +15,17 @@ accepted, unknown revision, unknown benchmark or subject, network failure. An un
 before any network call.
 
 An unreachable Hub fails fast: before the first network call of a run, one request with no retries
-must get any answer within PROBE_SECONDS (a thread bounds the DNS lookup too), else the run goes
-offline at once; the calls after it use finite timeouts (huggingface_hub's default client has none).
+must get any answer within hub_net.PROBE_SECONDS (a thread bounds the DNS lookup too), else the run
+goes offline at once; the calls after it use finite timeouts (huggingface_hub's default client has none).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import sys
 import tempfile
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,8 @@ from waferview.errors import InputError
 from waferview.files import read_capped
 from waferview.models import MODELS, ModelSpec, get_model
 from waferview.progress import progress, status
+from waferview.trace import hub_net
+from waferview.trace.hub_net import finite_timeouts, first_line as _first_line, quiet_hub as _quiet_hub
 
 REPO_ID = "core12345/MoE_expert_selection_trace"
 REPO_TYPE = "dataset"
@@ -45,8 +45,6 @@ DEFAULT_REVISION = "27febb7b2d24169560a9f6f83d38eb53f94916cf"
 DATASET_URL = f"https://huggingface.co/datasets/{REPO_ID}"
 _WORKERS = 8
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-PROBE_SECONDS = 3.0          # an unreachable Hub is given up on after this long (the whole run: under 5 s)
-_CALL_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds of every later Hub call
 _MAX_LISTING_BYTES = 64 << 20
 
 
@@ -143,7 +141,7 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
         result = _local(sel, revision, limit, out, why=message)
         _notice(f"{message}; using the {len(result.files)} files already in the local cache")
         return result
-    _finite_timeouts()
+    finite_timeouts()
     if remote is None:
         try:
             with _quiet_hub(), status(f"listing {sel} on the Hub"):
@@ -168,65 +166,10 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
 
 
 def probe() -> str | None:
-    """None when the Hub's endpoint answers at all (any HTTP status) within PROBE_SECONDS, else why not.
-
-    One request, no retries; run in a daemon thread so a stuck DNS lookup (which no socket timeout
-    covers) cannot hold the run either."""
-    import threading
-
-    import httpx2
+    """None when the Hub answers at all within hub_net.PROBE_SECONDS, else why not (see hub_net)."""
     from huggingface_hub import constants
 
-    url = f"{constants.ENDPOINT.rstrip('/')}/api/datasets/{REPO_ID}"
-    outcome: dict = {}
-
-    def ask():
-        try:
-            httpx2.head(url, timeout=httpx2.Timeout(PROBE_SECONDS * 0.75), follow_redirects=False)
-            outcome["ok"] = True
-        except Exception as e:  # noqa: BLE001 - any failure means "not reachable now"
-            outcome["error"] = _first_line(e) or e.__class__.__name__
-
-    thread = threading.Thread(target=ask, name="waferview-hub-probe", daemon=True)
-    thread.start()
-    thread.join(PROBE_SECONDS)
-    if thread.is_alive():
-        return f"no answer from {constants.ENDPOINT} within {PROBE_SECONDS:g} s"
-    return None if outcome.get("ok") else outcome.get("error", "no answer")
-
-
-_timeouts_set = False
-
-
-def _finite_timeouts() -> None:
-    """huggingface_hub's shared client waits forever by default: give every call a deadline."""
-    global _timeouts_set
-    if _timeouts_set:
-        return
-    import httpx2
-    import huggingface_hub as hfh
-    from huggingface_hub.utils._http import default_client_factory
-
-    def factory():
-        client = default_client_factory()
-        client.timeout = httpx2.Timeout(_CALL_TIMEOUT[1], connect=_CALL_TIMEOUT[0])
-        return client
-
-    hfh.set_client_factory(factory)
-    _timeouts_set = True
-
-
-@contextmanager
-def _quiet_hub():
-    """huggingface_hub logs a warning per retry; our own one-line error says what failed."""
-    import huggingface_hub.hf_api  # noqa: F401 - its first import resets the "huggingface_hub" logger level
-    logger = logging.getLogger("huggingface_hub")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    return hub_net.probe(f"{constants.ENDPOINT.rstrip('/')}/api/datasets/{REPO_ID}")
 
 
 def _notice(message: str) -> None:
@@ -427,8 +370,3 @@ def _classify(e: Exception, sel: HubSelection, revision: str) -> tuple[str, str]
     if isinstance(e, (httpx2.TransportError, ConnectionError, TimeoutError, OSError)):
         return "network", f"cannot reach the Hub: {_first_line(e) or e.__class__.__name__}"
     raise e
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""
