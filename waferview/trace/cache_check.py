@@ -200,7 +200,8 @@ def mark_verified(st: os.stat_result, header_sha: str) -> None:
         return
     try:
         marker = _marker_path(st)
-        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)   # (only we may vouch for a file)
+        marker.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        marker.parent.mkdir(exist_ok=True, mode=0o700)   # (only we may vouch for a file)
         fd, tmp = tempfile.mkstemp(prefix=marker.name + ".", suffix=".tmp", dir=marker.parent)
         try:
             with os.fdopen(fd, "wb") as f:

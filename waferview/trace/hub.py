@@ -250,7 +250,8 @@ def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]
         return
     path = _listing_path(sel, revision)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)   # the cache folder
+        path.parent.mkdir(exist_ok=True, mode=0o755)
         _write_new(path, orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
                                        "files": files}))
     except OSError:

@@ -26,7 +26,7 @@ from waferview.files import os_reason, read_capped
 
 PRESET_DIR = Path(__file__).with_name("presets")
 PRESETS = ("5x5", "8x3")
-_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", re.ASCII)
 MAX_DIES = 4096
 
 
@@ -198,7 +198,7 @@ def load_hardware(spec: str | None) -> Hardware:
         return _from_dict({"name": f"{w}x{h}", "width": w, "height": h,
                            "description": f"{w} x {h} mesh with the 5x5 preset's per-die figures"}, f"--mesh {spec}")
     path = Path(spec)
-    if not path.suffix.lower() == ".json" and not os.path.lexists(path):
+    if not spec.strip() or (not path.suffix.lower() == ".json" and not os.path.lexists(path)):
         raise InputError(f"--mesh {spec!r}: expected 5x5, 8x3, WxH (e.g. 4x4) or a hardware .json file")
     try:
         text = read_capped(path, MAX_FILE_BYTES, "hardware file")
