@@ -55,7 +55,8 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
     g = p.add_argument_group("simulation")
     g.add_argument("--mesh", default="5x5", metavar="MESH",
                    help="5x5, 8x3, WxH or a hardware .json file (default 5x5)")
-    g.add_argument("--batch", type=whole_number(1, MAX_BATCH, "a number of requests", BATCH_WHY), default=None, metavar="N",
+    g.add_argument("--batch", type=whole_number(1, MAX_BATCH, "a number of requests", BATCH_WHY), default=None,
+                   metavar="N",
                    help="requests replayed together (default: all requests in the trace; when N exceeds "
                         "them, requests are reused in a fixed seeded order and the output says so; at most "
                         f"{MAX_BATCH:,}, 64x the paper's largest batch, so no per-layer count can overflow)")

@@ -19,6 +19,7 @@ from waferview.trace.arrays import TraceArrays, concat_requests
 from waferview.trace.parse import PATH_ORIGIN, model_from_dataset_path, parse_file
 from waferview.trace.scan import TraceFile
 
+
 def ingest(files: list[TraceFile], *, label: str, display: Callable[[str], str],
            model: ModelSpec | None = None, strict: bool = False) -> TraceArrays:
     """`label` names the source in messages; `display(rel)` names one file in messages."""
