@@ -55,11 +55,13 @@ def start_stuck_writer(ds, folder):
 
 def test_a_killed_writer_leaves_nothing_after_the_next_run(ds, isolated_cache):
     writer = start_stuck_writer(ds, isolated_cache)
-    # while it is alive, another run leaves its temporary file alone
-    proc = run_subprocess(["insights", ds, "--json"])
-    assert proc.returncode == 0 and len(tmp_files(isolated_cache)) == 1
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
+    try:
+        # while it is alive, another run leaves its temporary file alone
+        proc = run_subprocess(["insights", ds, "--json"])
+        assert proc.returncode == 0 and len(tmp_files(isolated_cache)) == 1
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
     assert len(tmp_files(isolated_cache)) == 1          # kill -9 cannot clean up after itself
     proc = run_subprocess(["insights", ds, "--json"])   # the next run does
     assert proc.returncode == 0 and tmp_files(isolated_cache) == []
@@ -134,6 +136,9 @@ def test_a_cache_folder_that_is_a_file_is_named(ds, tmp_path, monkeypatch):
 def test_interrupted_cache_write_in_a_subprocess_leaves_no_cache(ds, isolated_cache):
     writer = start_stuck_writer(ds, isolated_cache)
     writer.send_signal(signal.SIGINT)
-    writer.wait()
+    try:
+        writer.wait(timeout=60)
+    finally:
+        writer.kill()
     assert tmp_files(isolated_cache) == [] and not cache_path_for(ds, "auto").exists()
     assert load_source(str(ds)).requests == 2
