@@ -293,7 +293,7 @@ def test_batch_larger_than_the_trace_reuses_requests_and_says_so():
     assert engine.summary()["batch_note"] == engine.batch_note
     assert Engine(trace, tiny_hardware(2, 2), batch=9).batch_note is None
     assert Engine(trace, tiny_hardware(2, 2)).batch.size == 9   # default: all requests
-    with pytest.raises(InputError, match="--batch 0: expected a positive number of requests"):
+    with pytest.raises(InputError, match="--batch 0: expected a number of requests from 1 to 1,048,576"):
         Engine(trace, tiny_hardware(2, 2), batch=0)
 
 

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=getattr(mod, "DESCRIPTION", help_text),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(p)
+        _bound_number_types(p)
         p.set_defaults(_module=mod)
         parser._command_parsers[name] = p
     return parser
@@ -92,6 +93,20 @@ def _end_progress() -> None:
     progress = sys.modules.get("waferview.progress")
     if progress is not None:
         progress.end_all()
+
+
+def _bound_number_types(p: argparse.ArgumentParser) -> None:
+    """Every plain `type=int` / `type=float` option of every command becomes a bounded one: an integer
+    must fit int64 (anything numba sees does), a float must be finite. Options with a meaningful range
+    declare it themselves (common.whole_number); this is the floor for all the others."""
+    from waferview.cli.common import real_number, whole_number
+    from waferview.limits import INT64_MAX
+
+    for action in p._actions:
+        if action.type is int:
+            action.type = whole_number(-INT64_MAX - 1, INT64_MAX, "a 64-bit integer")
+        elif action.type is float:
+            action.type = real_number(-1.7e308, 1.7e308, "a finite number")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:   # `waferview compare --json | head`: the reader left; end quietly
         _quiet_stdout()
         return 0
+    except MemoryError as e:   # asked for more than the machine has: one line, no traceback
+        detail = f" ({e})" if str(e) else ""
+        print(f"waferview {args.command}: not enough memory{detail}; ask for less (a smaller --batch, "
+              f"--requests, --mesh or source)", file=sys.stderr)
+        return 2
     except Exception as e:  # internal error: short line, traceback only on request
         _end_progress()
         if os.environ.get("WAFERVIEW_DEBUG"):

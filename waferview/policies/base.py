@@ -16,10 +16,12 @@ policies/__init__.py.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from waferview.errors import InputError
 from waferview.modes import Mode
+from waferview.limits import MAX_KNOB   # a block or split larger than a layer's tokens or dies changes nothing
 
 # when a die's copy space is full: admit (default) = the least recently used copy makes room only for an
 # expert the die has read more often; lru = it always does; never = no more copies (the paper)
@@ -36,20 +38,24 @@ class PolicyOptions:
     bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (the paper), 1 = FP8, 0.5 = INT4
 
     def __post_init__(self):
-        if not isinstance(self.block_size, int) or self.block_size < 1:
-            raise InputError(f"--block-size {self.block_size}: expected a positive integer")
-        if not isinstance(self.max_split, int) or self.max_split < 1:
-            raise InputError(f"--max-split {self.max_split}: expected a positive integer")
-        if self.top_n is not None and (not isinstance(self.top_n, int) or self.top_n < 1):
-            raise InputError(f"--top-n {self.top_n}: expected a positive integer")
+        _whole("--block-size", self.block_size, 1)
+        _whole("--max-split", self.max_split, 1)
+        if self.top_n is not None:
+            _whole("--top-n", self.top_n, 1)
         if self.eviction not in EVICTIONS:
             raise InputError(f"--eviction {self.eviction!r}: expected one of {', '.join(EVICTIONS)}")
-        if self.copy_slots is not None and (not isinstance(self.copy_slots, int) or self.copy_slots < 0):
-            raise InputError(f"--copy-slots {self.copy_slots}: expected an integer >= 0")
+        if self.copy_slots is not None:
+            _whole("--copy-slots", self.copy_slots, 0)
         bpp = self.bytes_per_param
         if isinstance(bpp, bool) or not isinstance(bpp, (int, float)) or not (0 < bpp <= 8):
             raise InputError(f"--bytes-per-param {bpp}: expected a number of bytes per weight in (0, 8], "
                              "e.g. 2 (BF16), 1 (FP8), 0.5 (INT4)")
+
+
+def _whole(option: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= MAX_KNOB:
+        lowest = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise InputError(f"{option} {value}: expected {lowest} (at most {MAX_KNOB:,})")
 
 
 class PlacementMode(Mode):

@@ -13,12 +13,14 @@ a large memory-mapped trace does not stay resident.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from waferview.errors import InputError
+from waferview.limits import BATCH_WHY, MAX_BATCH, MAX_SEED
 from waferview.sim.pages import release_requests, request_chunks
 from waferview.trace.arrays import TraceArrays
 
@@ -43,18 +45,29 @@ class Batch:
 
 
 def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
+    """The batch's requests and their multiplicities, in O(requests) memory whatever the batch size:
+    request order[i] is picked batch // R times, plus once more for the first batch % R of the seeded
+    order (the same multiset as cycling through the order, never materialised)."""
     R = trace.requests
     if R == 0:
         raise InputError(f"{trace.source or 'trace'}: no requests to replay")
     if batch is None:
         batch = R
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise InputError(f"--batch {batch}: expected a positive number of requests")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"--seed {seed}: expected an integer >= 0")
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not 1 <= batch <= MAX_BATCH:
+        raise InputError(f"--batch {batch}: expected a number of requests from 1 to {MAX_BATCH:,} ({BATCH_WHY})")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"--seed {seed}: expected an integer from 0 to {MAX_SEED:,}")
+    batch, seed = int(batch), int(seed)
+    _check_exact(trace, batch, R)
     order = np.random.default_rng(seed).permutation(R)
-    picked = order[np.arange(batch) % R]
-    requests, weights = np.unique(picked, return_counts=True)
+    if batch <= R:
+        requests = np.sort(order[:batch])
+        weights = np.ones(batch, dtype=np.int64)
+    else:
+        repeats, extra = divmod(batch, R)
+        weights = np.full(R, repeats, dtype=np.int64)
+        weights[order[:extra]] += 1
+        requests = np.arange(R)
     dec_len = trace.decode_lengths[requests]
     pre_len = trace.prefill_lengths[requests]
     steps = 1 + int(dec_len.max()) if len(dec_len) else 1
@@ -66,7 +79,19 @@ def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
     note = None
     if batch > R:
         note = (f"batch {batch} > {R} requests present: requests reused in a fixed seeded order (seed {seed})")
-    return Batch(int(batch), int(seed), requests.astype(np.int64), weights.astype(np.int64), steps, per_step, note)
+    return Batch(batch, seed, requests.astype(np.int64), weights, steps, per_step, note)
+
+
+def _check_exact(trace: TraceArrays, batch: int, R: int) -> None:
+    """Refuse a batch whose busiest layer could overflow the kernels' int64 arithmetic: its token count
+    (at most ceil(batch / R) x the trace's prefill rows, or the batch itself in a decode step) times the
+    FLOPs per token and the top-k must stay below 2^62. Exact, in Python integers."""
+    m = trace.model
+    tokens = max(-(-batch // R) * trace.prefill_tokens, batch)
+    work = tokens * max(m.top_k, 1) * max(m.flops_per_token, 1)
+    if work >= 1 << 62:
+        raise InputError(f"--batch {batch}: a layer of this batch could count {tokens:,} tokens x "
+                         f"{m.flops_per_token:,} FLOPs each, beyond exact 64-bit arithmetic; use a smaller batch")
 
 
 @njit(nogil=True, cache=True)
