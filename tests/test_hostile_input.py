@@ -38,7 +38,7 @@ def ds(tmp_path):
 
 # ---- only regular files are read -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["pipe", "pipe.json", "pipe.wvtrace"])
+@pytest.mark.parametrize("name", ["pipe", "pipe.json", "pipe.wvtrace", "pipe.jsonl", "rank0.safetensors"])
 def test_a_fifo_as_source(tmp_path, name):
     os.mkfifo(tmp_path / name)
     line = one_line(run_subprocess(["summary", tmp_path / name]))

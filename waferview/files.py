@@ -70,6 +70,11 @@ def open_regular(path: str | os.PathLike) -> int:
     return fd
 
 
+def open_regular_file(path: str | os.PathLike):
+    """open_regular as a binary file object (for readers that stream)."""
+    return os.fdopen(open_regular(path), "rb")
+
+
 def read_capped(path: str | os.PathLike, max_bytes: int, what: str = "file") -> bytes:
     """The whole content of a regular file of at most `max_bytes` bytes (NotReadable / OSError otherwise)."""
     fd = open_regular(path)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import re
+import os
 import sys
 from pathlib import Path
 
@@ -102,6 +103,11 @@ def _one_or_many(value, convert):
     return convert(value)
 
 
+def _printable(arg) -> str:
+    """An argument as JSON can carry it: a file name that is not valid UTF-8 gets \\x escapes."""
+    return os.fsencode(arg).decode("utf-8", "backslashreplace") if isinstance(arg, (str, bytes)) else str(arg)
+
+
 def provenance(*, model=None, hardware=None, synthetic: bool | None = None, run_options: dict | None = None,
                argv: list[str] | None = None) -> dict:
     """The provenance dict (see the module docstring). `model` and `hardware` may be one or a list."""
@@ -109,7 +115,7 @@ def provenance(*, model=None, hardware=None, synthetic: bool | None = None, run_
         "waferview_version": waferview.__version__,
         "git_commit": git_commit(),
         "python": platform.python_version(),
-        "command_line": list(sys.argv if argv is None else argv),
+        "command_line": [_printable(a) for a in (sys.argv if argv is None else argv)],
         "synthetic": None if synthetic is None else bool(synthetic),
         "model": _one_or_many(model, lambda m: m.to_dict()),
         "hardware": _one_or_many(hardware, hardware_dict),

@@ -19,6 +19,7 @@ from pathlib import Path
 import orjson
 
 from waferview.errors import InputError
+from waferview.files import open_regular_file
 from waferview.models import ModelSpec
 
 FORMATS = ("vllm", "sglang", "sglang-recorder", "megatron", "trtllm-stats")
@@ -27,7 +28,7 @@ _JSONL = (".jsonl", ".json", ".ndjson")
 
 def _first_record(path: Path):
     try:
-        with open(path, "rb") as f:
+        with open_regular_file(path) as f:
             for line in f:
                 if line.strip():
                     return orjson.loads(line)
@@ -75,7 +76,7 @@ def load_foreign(source: str | None, fmt: str | None, model: ModelSpec | None, s
             raise InputError(f"--format {fmt} needs a SOURCE file or folder in that format")
         return None
     path = Path(source)
-    if not path.exists():
+    if not (path.is_dir() or path.is_file()):   # missing, a FIFO, a device: load_source names it
         return None
     found = fmt or detect(path)
     from waferview.trace.formats import megatron, sglang, sglang_recorder, trtllm_stats, vllm

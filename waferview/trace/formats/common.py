@@ -15,6 +15,7 @@ import numpy as np
 import orjson
 
 from waferview.errors import InputError, TraceFileError
+from waferview.files import open_regular_file
 from waferview.models import ModelSpec
 
 MODEL_HINT = "pass --model (qwen3, deepseek, llama4, kimi, or a model description .json file)"
@@ -41,7 +42,7 @@ class Skips:
 def jsonl_records(path: str, label: str) -> Iterator[tuple[int, object | BadRecord]]:
     """(line number, parsed JSON value or BadRecord) for every non-blank line, streamed."""
     try:
-        f = open(path, "rb")
+        f = open_regular_file(path)
     except OSError as e:
         raise InputError(f"{label}: cannot read ({e.strerror or e})") from None
     with f:
@@ -60,7 +61,7 @@ def jsonl_records(path: str, label: str) -> Iterator[tuple[int, object | BadReco
 def content_key(path: str, *parts) -> str:
     """A cache key from a file's bytes and what they were read as (format, reader version, model)."""
     h = hashlib.sha256(orjson.dumps([str(p) for p in parts]))
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
@@ -191,7 +192,7 @@ def cached_requests(path: str, label: str, fmt: str, version: int, model: ModelS
     from waferview.trace import store
     from waferview.trace.ingest import raise_first_skipped
 
-    cacheable = use_cache and model.builtin
+    cacheable = use_cache   # caches carry the full model description (any model, not only the built-in ones)
     if cacheable:
         cache_path = store.cache_path_for(path, f"{fmt}-{model.key}")
         key = content_key(path, "waferview-formats", fmt, version, orjson.dumps(model.to_dict()).decode())

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waferview.files import open_regular_file
 from waferview.errors import InputError
 from waferview.models import ModelSpec
 from waferview.trace.formats.common import BadRecord, moe_planes, require_model, route_rows
@@ -118,7 +119,7 @@ def load_arrays(path: Path, label: str) -> dict[str, np.ndarray]:
     if path.suffix.lower() == ".pt":
         return dump_arrays(load_pt(path, label))
     try:
-        with np.load(str(path), allow_pickle=False) as z:
+        with open_regular_file(path) as f, np.load(f, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise BadRecord(f"not a readable .npz ({e.__class__.__name__}: {e}; truncated?)") from None

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from waferview.files import open_regular_file
 from waferview.errors import InputError
 from waferview.models import ModelSpec
 from waferview.trace.formats.common import BadRecord, layer_map, require_model
@@ -51,7 +52,8 @@ def is_stats_folder(path: Path) -> bool:
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     """Every tensor of a .safetensors file as a numpy array (BadRecord naming what is wrong)."""
     try:
-        raw = path.read_bytes()
+        with open_regular_file(path) as f:
+            raw = f.read()
     except OSError as e:
         raise BadRecord(f"cannot read ({e.strerror or e})") from None
     if len(raw) < 8:
@@ -140,7 +142,8 @@ def read(path: Path, label: str, model: ModelSpec | None, strict: bool):
 
 def _meta(path: Path, model: ModelSpec) -> int:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        with open_regular_file(path) as f:
+            meta = json.loads(f.read().decode("utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: missing (TensorRT-LLM writes it beside the rank files)") from None
     except (OSError, UnicodeDecodeError, ValueError) as e:
