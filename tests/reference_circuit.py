@@ -151,20 +151,32 @@ class Rates:
     def dram_ns(self, nbytes: float) -> int:
         return DRAM_NS + math.ceil(nbytes / (DRAM_BYTES_PER_NS * self.dram_efficiency))
 
+    # one method per stage, so a test can substitute round numbers
     def local_read_ns(self, n: int) -> int:
+        """Activations are counted here only (the study's _read_data_from_local_dram)."""
         return self.dram_ns(self.slice_bytes + self.activation_bytes(n))
 
     def holder_read_ns(self) -> int:
         return self.dram_ns(self.slice_bytes)
 
-    copy_write_ns = holder_read_ns
+    def copy_write_ns(self) -> int:
+        return self.dram_ns(self.slice_bytes)
 
     @staticmethod
     def serialisation_ns(nbytes: float) -> int:
         return math.ceil(nbytes / (LINK_BYTES_PER_NS * LINK_EFFICIENCY))
 
-    def leg_ns(self, hops: int, nbytes: float) -> int:
-        return HOP_NS * hops + self.serialisation_ns(nbytes)
+    def request_serialisation_ns(self) -> int:
+        return self.serialisation_ns(REQUEST_BYTES)
+
+    def data_serialisation_ns(self) -> int:
+        return self.serialisation_ns(self.slice_bytes)
+
+    def request_leg_ns(self, hops: int) -> int:
+        return HOP_NS * hops + self.request_serialisation_ns()
+
+    def data_leg_ns(self, hops: int) -> int:
+        return HOP_NS * hops + self.data_serialisation_ns()
 
     def compute_ns(self, n: int) -> int:
         operations = 2 * 3 * self.hidden * self.inter * n / 3
@@ -180,6 +192,7 @@ class PaperMesh:
         self.width, self.height = int(width), int(height)
         self.num_dies = self.width * self.height
         self.rules = rules
+        self._routes, self._links = {}, {}
 
     def coords(self, die):
         return die % self.width, die // self.width
@@ -193,6 +206,12 @@ class PaperMesh:
 
     def route(self, a, b):
         """The dies a route visits from a to b, a and b included."""
+        key = (a, b)
+        if key not in self._routes:
+            self._routes[key] = self._walk(a, b)
+        return self._routes[key]
+
+    def _walk(self, a, b):
         x, y = self.coords(a)
         bx, by = self.coords(b)
         path = [a]
@@ -209,6 +228,12 @@ class PaperMesh:
 
     def link_names(self, path):
         """Resource names of a path's links, in travel order."""
+        key = tuple(path)
+        if key not in self._links:
+            self._links[key] = self._names(path)
+        return self._links[key]
+
+    def _names(self, path):
         names = []
         for a, b in zip(path, path[1:]):
             names.append(("link", min(a, b), max(a, b)) if self.rules.shared_edges else ("link", a, b))
@@ -327,17 +352,15 @@ class _Resource:
 
 
 class _Stage:
-    """The study's SimulationEvent: ordered by time only (heap ties follow CPython's heapq)."""
-    __slots__ = ("time", "kind", "chain", "resources", "admitted", "deferred")
+    """The study's SimulationEvent: ordered by time only (heap ties follow CPython's heapq); its priority is
+    its chain's."""
+    __slots__ = ("time", "kind", "chain", "resources", "priority", "admitted", "deferred")
 
     def __init__(self, time, kind, chain, resources):
         self.time, self.kind, self.chain, self.resources = time, kind, chain, resources
+        self.priority = chain.priority if chain is not None else 0.0
         self.admitted = False
-        self.deferred = None          # lock_at_creation off: the stages this placeholder creates when it pops
-
-    @property
-    def priority(self):
-        return self.chain.priority if self.chain is not None else 0.0
+        self.deferred = None          # lock_at_creation off: the stage this placeholder creates when it pops
 
     def __lt__(self, other):
         return self.time < other.time
@@ -350,9 +373,13 @@ class _Waiting:
     def __init__(self, stage, seq):
         self.stage, self.seq = stage, seq
 
-    def __lt__(self, other):
-        return (-self.stage.priority, self.stage.time, self.seq) < \
-            (-other.stage.priority, other.stage.time, other.seq)
+    def __lt__(self, other):      # (-priority, time, seq) < (...), spelled out because it is the hot spot
+        a, b = self.stage, other.stage
+        if a.priority != b.priority:
+            return a.priority > b.priority
+        if a.time != b.time:
+            return a.time < b.time
+        return self.seq < other.seq
 
 
 class _Chain:
@@ -443,9 +470,9 @@ class _Layer:
         heapq.heappush(self.heap, stage)
 
     # -- the loop
-    def run(self, tasks, layer, start):
+    def run(self, tasks, layer, start, matrices):
         for index, task in enumerate(tasks):
-            for matrix in range(3):
+            for matrix in range(matrices):
                 chain = _Chain(index, task, matrix, layer)
                 self.add(_Stage(start, ISSUE, chain, [self.res(("port", task.die))]))
         self.result.end = start
@@ -484,10 +511,10 @@ class _Layer:
         if kind == REQUEST_LEG:
             h = len(self.mesh.route(t.die, t.home)) - 1
             r.hops += h
-            latency = rates.leg_ns(h, REQUEST_BYTES)
+            latency = rates.request_leg_ns(h)
             nxt = (REMOTE_LLC_READ, ("port", t.home)) if c.via_llc else (HOLDER_READ, ("dram", t.home))
             self.then(nxt[0], c, [self.res(nxt[1])], now, latency)
-            return latency, self.leg_occupancy(latency, REQUEST_BYTES)
+            return latency, latency if self.rules.circuit_occupancy else rates.request_serialisation_ns()
         if kind == HOLDER_READ:
             latency = rates.holder_read_ns()
             r.remote_read_bytes += rates.slice_bytes
@@ -500,17 +527,16 @@ class _Layer:
             return latency, latency
         if kind == DATA_LEG:
             h = len(self.mesh.route(t.home, t.die)) - 1
-            latency = rates.leg_ns(h, rates.slice_bytes)
+            latency = rates.data_leg_ns(h)
             if self.copies_mode and c.copy:
                 self.then(COPY_WRITE, c, [self.res(("dram", t.die))], now, latency)
             self.then(COMPUTE, c, [self.res(("compute", t.die))], now, latency)
-            return latency, self.leg_occupancy(latency, rates.slice_bytes)
+            return latency, latency if self.rules.circuit_occupancy else rates.data_serialisation_ns()
         if kind == LOCAL_READ:
             if self.region is not None:
                 self.region.touch(t.die, c.key)
-            nbytes = rates.slice_bytes + rates.activation_bytes(t.tokens)
-            latency = rates.dram_ns(nbytes)
-            r.local_read_bytes += nbytes
+            latency = rates.local_read_ns(t.tokens)
+            r.local_read_bytes += rates.slice_bytes + rates.activation_bytes(t.tokens)
             self.then(LOCAL_FILL, c, [self.res(("port", t.die))], now, latency)
             self.then(COMPUTE, c, [self.res(("compute", t.die))], now, latency)
             return latency, latency
@@ -569,21 +595,20 @@ class _Layer:
     def links(self, a, b):
         return [self.res(n) for n in self.mesh.link_names(self.mesh.route(a, b))]
 
-    def leg_occupancy(self, latency, nbytes):
-        return latency if self.rules.circuit_occupancy else self.rates.serialisation_ns(nbytes)
-
 
 def run_layer(tasks, mesh: PaperMesh, rates: Rates, *, layer=0, start=0, region: CopyRegion | None = None,
-              llc: LLCs | None = None, copies_mode=False, rules: Rules | None = None, log=False) -> LayerResult:
+              llc: LLCs | None = None, copies_mode=False, rules: Rules | None = None, log=False,
+              matrices=3) -> LayerResult:
     """One (iteration, MoE layer) under the circuit discipline, from `start` (ns) to its barrier.
 
     tasks: the layer's plan in the study's order (sorted by expert id; chains are created in (task, matrix)
     order). copies_mode: the study's Pred read path (own LLC, own DRAM incl. copies, home LLC, home DRAM, and
     copy writes where a task's copy_write says so); off, only a task on its home die reads locally.
-    region/llc: state that outlives the layer (None: no copies beyond `sources`, no LLC)."""
+    region/llc: state that outlives the layer (None: no copies beyond `sources`, no LLC).
+    matrices: chains per task (the study: 3, one per weight matrix; hand-worked tests use 1)."""
     rules = rules or mesh.rules
     engine = _Layer(mesh, rates, rules, region, llc if rules.llc_hits else None, copies_mode, log)
-    return engine.run(tasks, layer, start)
+    return engine.run(tasks, layer, start, matrices)
 
 
 def span_stats(spans: dict, num_dies: int):
