@@ -296,16 +296,15 @@ class LLCs:
     """The 64 MB LLC of every die: max(1, int(64 MiB // (2 * slice))) sets of 2 ways, set = expert mod sets,
     LRU per set, updated only by fills (a check does not refresh), as the study's hardware/cache.py."""
 
-    def __init__(self, num_dies: int, slice_bytes: float, enabled: bool = True):
+    def __init__(self, num_dies: int, slice_bytes: float):
         self.sets = max(1, int(LLC_BYTES // (LLC_WAYS * slice_bytes)))
-        self.ways = [[deque() for _ in range(self.sets)] for _ in range(num_dies)]
-        self.enabled = enabled
+        self.ways = [dict() for _ in range(num_dies)]     # set index -> deque of slices, made when first used
 
     def holds(self, die, key) -> bool:
-        return self.enabled and key in self.ways[die][key[1] % self.sets]
+        return key in self.ways[die].get(key[1] % self.sets, ())
 
     def fill(self, die, key) -> None:
-        ways = self.ways[die][key[1] % self.sets]
+        ways = self.ways[die].setdefault(key[1] % self.sets, deque())
         if key in ways:
             ways.remove(key)
         elif len(ways) >= LLC_WAYS:
