@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # ------------------------------------------------------------------ the study's constants (TimingConfig)
 
@@ -52,7 +52,6 @@ LLC_WAYS = 2
 ISSUE, LOCAL_READ, REQUEST_LEG, HOLDER_READ, REMOTE_LLC_READ, DATA_LEG = "issue", "local_read", "request_leg", \
     "holder_read", "remote_llc_read", "data_leg"
 LOCAL_FILL, REMOTE_FILL, COPY_WRITE, COMPUTE, DONE = "local_fill", "remote_fill", "copy_write", "compute", "done"
-SIDE_STAGES = (LOCAL_FILL, REMOTE_FILL, COPY_WRITE)
 
 
 # ------------------------------------------------------------------ switches: the rules of TIMING.md's table
@@ -317,9 +316,10 @@ class LLCs:
 @dataclass
 class Task:
     """One entry of the layer's plan: `tokens` tokens of `expert` run on `die`; the weights live on `home`.
-    copy_write: the copy predicate for this (die, expert), per slice or one bool for all three (only used on
-    a remote fetch). sources: optional static read source per slice (die or home), used when run_layer gets
-    no CopyRegion; with a region the choice is made in event time."""
+    copy_write: the copy predicate for this (die, expert), per slice or one bool for all three (used on a
+    remote fetch in copies_mode). sources: optional static read source per slice (die = local, else home),
+    used in copies_mode when run_layer gets no CopyRegion; with a region the choice is made in event time,
+    when the issue stage pops."""
     expert: int
     die: int
     tokens: int
@@ -449,11 +449,12 @@ class _Layer:
             while heads:
                 self.try_admit(heapq.heappop(heads), now_end)
         else:
-            waiting = {}
+            waiting = {}          # stage -> its earliest wait-queue entry (arrival order)
             for r in released:
                 for entry in r.queue:
-                    if not entry.stage.admitted and id(entry.stage) not in waiting:
-                        waiting[id(entry.stage)] = entry
+                    s = entry.stage
+                    if not s.admitted and (id(s) not in waiting or entry.seq < waiting[id(s)].seq):
+                        waiting[id(s)] = entry
             for entry in sorted(waiting.values()):
                 self.try_admit(entry.stage, now_end)
             for r in released:

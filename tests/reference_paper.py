@@ -53,9 +53,17 @@ def study_order(names):
     return sorted(range(len(names)), key=lambda r: tuple(names[r].split("/")))
 
 
-def batch_requests(names, batch):
-    """The batch: the study's order, repeated in order to fill a larger batch."""
+def batch_requests(names, batch, rotate=0, repeat=True):
+    """The batch: the study's order, repeated in order to fill a larger batch (the paper profile).
+
+    rotate, repeat=False: what the study's main.py does instead: rotate the sorted list to start at index
+    `rotate` mod R (it passes 8192) and take the first `batch` files, fewer when there are fewer (its
+    throughput still multiplies by the nominal batch). For the vectors (64 requests) both agree."""
     order = study_order(names)
+    start = rotate % len(order)
+    order = order[start:] + order[:start]
+    if not repeat:
+        return order[:batch]
     return [order[i % len(order)] for i in range(batch)]
 
 
@@ -260,18 +268,24 @@ def region_slices(region_bytes, slice_bytes):
 
 
 def run_paper(trace, width, height, strategy, *, batch=None, max_iterations=128,
-              copy_region_bytes=COPY_REGION_BYTES, rules: Rules = STUDY_RULES, on_layer=None, log=False):
+              copy_region_bytes=COPY_REGION_BYTES, rules: Rules = STUDY_RULES, rotate=0, repeat=True,
+              layer_key_limit=None, on_layer=None, log=False):
     """The study's simulator on `trace`: iterations 0 (prefill) .. max_iterations-1 (decode), every MoE
     layer with work, each one run_layer from the previous layer's barrier. copy_region_bytes=None is the
-    unbounded region of the paper's original code. on_layer(iteration, layer, plan, LayerResult) sees every
-    layer. Returns the study's output columns plus raw totals."""
+    unbounded region of the paper's original code. rotate/repeat: see batch_requests. layer_key_limit: the
+    study only simulates layers whose key is below the number of keys in step 1 of its first request (Kimi
+    files without the dense key "0": 60, so its last MoE layer is never run); None = every MoE layer.
+    on_layer(iteration, layer, plan, LayerResult) sees every layer; log=True keeps every layer's event log.
+    Returns the study's output columns plus raw totals."""
     model = trace.model
     placement, copies = STRATEGIES[strategy]
     rates = Rates.for_model(model.key, model.hidden, model.expert_inter)
     mesh = PaperMesh(width, height, rules)
     N, E, L = mesh.num_dies, model.num_experts, model.moe_layers
     home = home_of(E, N)
-    requests = batch_requests(trace.request_names, batch or trace.requests)
+    nominal_batch = batch or trace.requests
+    requests = batch_requests(trace.request_names, nominal_batch, rotate, repeat)
+    layer_ids = model.moe_layer_ids
     region = CopyRegion(N, home, region_slices(copy_region_bytes, rates.slice_bytes))
     llc = LLCs(N, rates.slice_bytes)
     planner = AlloPlanner(rates, mesh)
@@ -288,6 +302,8 @@ def run_paper(trace, width, height, strategy, *, batch=None, max_iterations=128,
         if heat is not None and iteration >= 2:
             heat.add_decode_pairs(iteration)
         for layer in range(L):
+            if layer_key_limit is not None and layer_ids[layer] >= layer_key_limit:
+                continue
             counts = expert_counts(trace, requests, iteration, layer)
             if not counts:
                 continue
@@ -318,7 +334,7 @@ def run_paper(trace, width, height, strategy, *, batch=None, max_iterations=128,
                 logs.append((iteration, layer, res.log))
             if on_layer is not None:
                 on_layer(iteration, layer, plan, res)
-    return outputs(model.key, strategy, width, height, len(requests), clock, prefill_clock, tot, region, logs)
+    return outputs(model.key, strategy, width, height, nominal_batch, clock, prefill_clock, tot, region, logs)
 
 
 def outputs(model_key, strategy, width, height, batch, clock, prefill_clock, tot, region, logs):

@@ -11,8 +11,8 @@ import pytest
 from paper_vectors import ITERATIONS, load_input, vector_rows
 from reference_circuit import (STUDY_RULES, CopyRegion, LLCs, PaperMesh, Rates, Rules, Task, run_layer,
                                span_stats)
-from reference_paper import (COPY_REGION_BYTES, copy_flags, die_expert_lists, expert_counts, format_row,
-                             home_of, make_plan, region_slices, run_paper, study_order)
+from reference_paper import (COPY_REGION_BYTES, AlloPlanner, batch_requests, copy_flags, die_expert_lists,
+                             expert_counts, format_row, home_of, make_plan, region_slices, run_paper, study_order)
 
 
 class RoundRates(Rates):
@@ -254,6 +254,33 @@ def test_span_stats_as_the_study_computes_them():
 def test_request_order_is_by_path_component():
     names = ["o/m/mmlu/abc-x/1.json", "o/m/mmlu/abc/2.json", "o/m/mmlu/abc/10.json"]
     assert study_order(names) == [2, 1, 0]                   # "abc" < "abc-x"; "10.json" < "2.json"
+
+
+def test_batches_repeat_the_order_or_rotate_as_the_study_main_does():
+    names = ["s/b/1.json", "s/a/2.json", "s/a/1.json"]       # study order: 2, 1, 0
+    assert batch_requests(names, 7) == [2, 1, 0, 2, 1, 0, 2]
+    assert batch_requests(names, 2, rotate=8192, repeat=False) == [0, 2]   # starts at index 8192 mod 3 = 2
+    assert batch_requests(names, 7, rotate=8192, repeat=False) == [0, 2, 1]
+
+
+def test_allo_planner_worked_by_hand():
+    # DeepSeek on 2x1, experts 0, 1 homed on die 0 (E = 4). Planner numbers: whole-expert read
+    # 300 + 88,080,384/3015 = 29514.06, transfer 2*1*200 + 88,080,384/1566.9 = 56613.15,
+    # compute(n) = ceil(2*7168*2048*n*3 / 700,000): 75,498 for 600 tokens, 64,425 for 512, 119,790 for 952.
+    planner = AlloPlanner(DEEPSEEK, PaperMesh(2, 1))
+    home = home_of(4, 2)
+    holders = (lambda e: [home[e]])
+    # {0: 600, 1: 600}: die 0 is pre-charged 2 reads (59028). Expert 0: local 75498 (compute over the reads)
+    # against remote 56613 + 75498 on die 1: local. Expert 1: local would be 2 * 75498 = 150996; remote
+    # costs max(132111 on die 1, 75498 vs 3 reads = 88542 on die 0) = 132111: die 1.
+    assert make_plan("allo", {0: 600, 1: 600}, home, 2, planner, holders, 4) == [[0, 600, 0], [1, 600, 1]]
+    # {0: 3000}: mean 750 -> threshold 750, 5 candidates wanted, 2 exist. Blocks 512, 512, 512, 512, then the
+    # last 952 (a remainder under 512 joins the block before). Costs: block 1 local 64425 vs remote 121038;
+    # block 2 local 128850 vs remote 121038 (die 1 first used: die 0 charged a read); block 3 local 128850
+    # vs 242076; block 4 local 193275 vs 242076; block 5 local 313065 vs remote 297441.
+    assert make_plan("allo", {0: 3000}, home, 2, planner, holders, 4) == [[0, 1536, 0], [0, 1464, 1]]
+    # a die holding a copy is a local candidate: an idle copy holder beats the pre-charged home
+    assert make_plan("allo", {0: 1}, home_of(2, 2), 2, planner, lambda e: [0, 1], 2) == [[0, 1, 1]]
 
 
 def test_base_ranks_experts_by_first_appearance():
