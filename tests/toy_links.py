@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from numba import njit
 
-from waferview.links.base import LinkModel
+from waferview.links.base import LinkModel, copies_in_task_order
 from waferview.modes import register_link_model
 
 
@@ -16,16 +16,16 @@ class PerTaskState(NamedTuple):
 
 @register_link_model(PerTaskState)
 @njit(nogil=True, cache=True)
-def per_task_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers):
+def per_task_costs(state, ctx, step, layer, position, tasks, store, buffers):
     """A layer costs ns_per_task per task, all on the executing dies; nothing else is counted."""
+    copies_in_task_order(ctx, layer, position, tasks, store, buffers)
     buffers.die_busy[:] = 0.0
-    for t in range(task_e.shape[0]):
-        buffers.die_busy[task_d[t]] += state.ns_per_task
+    for t in range(tasks.expert.shape[0]):
+        buffers.die_busy[tasks.die[t]] += state.ns_per_task
     out = buffers.scalars[0]
     out.layer_time = buffers.die_busy.max()
     out.busy_sum = buffers.die_busy.sum()
     out.busy_max = out.layer_time
-    out.reads = task_e.shape[0]
 
 
 class PerTaskLinks(LinkModel):

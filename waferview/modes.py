@@ -12,9 +12,10 @@ The engine's loop (sim.loop.run_layers) calls, per (step, layer):
         want[t]: copy task t's expert to its die (the engine copies only remote reads and enforces capacity
         and eviction); pred_mode PRED_NONE (no precision/recall this layer), PRED_GIVEN (`predicted` is the
         union of the dies' predicted sets) or PRED_COPIED (the prediction is what was copied)
-    layer_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers) -> None
-        the link model: fills buffers (sim.state.LayerBuffers: buffers.copy_writes is already set) with the
-        layer's time, per-die and per-link figures and the named scalars
+    layer_costs(state, ctx, step, layer, position, tasks, store, buffers) -> None
+        the link model: applies the layer's copies to the store (sim.copystore; in task order, or in event
+        time) setting tasks.copied, and fills buffers (sim.state.LayerBuffers) with the layer's time,
+        per-die and per-link figures and the named scalars (tasks: sim.state.LayerTasks)
 `state` is the mode's own NamedTuple (made by its bound Python object, see policies.base and links.base);
 `ctx` is the sim.state.KernelContext. Which kernel runs is chosen by the type of `state`: a mode registers
 its kernel for its state class with register_placement / register_predictor / register_link_model, so the
@@ -52,7 +53,7 @@ def predict_copies(state, ctx, step, layer, task_e, task_d, task_src):  # pragma
     raise NotImplementedError("predict_copies runs only inside numba")
 
 
-def layer_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers):  # pragma: no cover
+def layer_costs(state, ctx, step, layer, position, tasks, store, buffers):  # pragma: no cover
     raise NotImplementedError("layer_costs runs only inside numba")
 
 
@@ -89,15 +90,15 @@ def register_predictor(state_cls):
 
 
 def register_link_model(state_cls):
-    """Decorator: `kernel(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers)` times a layer for
-    states of `state_cls`."""
+    """Decorator: `kernel(state, ctx, step, layer, position, tasks, store, buffers)` times a layer for states
+    of `state_cls`."""
     def register(kernel):
         from numba.extending import overload   # here: --help imports this module, not numba
 
         @overload(layer_costs)
-        def _choose(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers):
+        def _choose(state, ctx, step, layer, position, tasks, store, buffers):
             if _is(state, state_cls):
-                return lambda state, ctx, task_e, task_d, task_tok, task_src, copied, buffers: kernel(
-                    state, ctx, task_e, task_d, task_tok, task_src, copied, buffers)
+                return lambda state, ctx, step, layer, position, tasks, store, buffers: kernel(
+                    state, ctx, step, layer, position, tasks, store, buffers)
         return kernel
     return register

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from waferview.links.base import LinkModel
+from waferview.links.base import LinkModel, copies_in_task_order
 from waferview.modes import register_link_model
 from waferview.sim.state import BOUND_COMPUTE, BOUND_HBM, BOUND_LINK, BOUND_LINKS
 from waferview.wafer.routes import add_route_bytes, distance
@@ -33,7 +33,9 @@ class FluidState(NamedTuple):
 
 @register_link_model(FluidState)
 @njit(nogil=True, cache=True)
-def fluid_layer_costs(state, ctx, task_e, task_d, task_tok, task_src, copied, buffers):
+def fluid_layer_costs(state, ctx, step, layer, position, tasks, store, buffers):
+    copies_in_task_order(ctx, layer, position, tasks, store, buffers)   # no event time: copies in task order
+    task_e, task_d, task_tok, task_src = tasks.expert, tasks.die, tasks.tokens, tasks.source
     mesh, rates = ctx.mesh, ctx.rates
     D = mesh.num_dies
     offsets, die_x, die_y, width, order, dist = (mesh.nbr_offsets, mesh.die_x, mesh.die_y, mesh.width,

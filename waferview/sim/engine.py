@@ -67,7 +67,8 @@ class Engine:
         self.layer = layer_buffers(mesh.num_dies, mesh.num_links)
         copies = self.store.copies.view()
         copies.setflags(write=False)
-        kernel = KernelContext(mesh.tables(), self.rates, self.home, self.counts, self.workload.tokens_per_step)
+        kernel = KernelContext(mesh.tables(), self.rates, self.home, self.counts, self.workload.tokens_per_step, 1,
+                               True)
         self.context = ModeContext(mesh, self.home, copies, self.rates, opt,
                                    opt.top_n if opt.top_n is not None else default_top_n(m.num_experts),
                                    self.workload.seed, self.workload, kernel)
@@ -224,7 +225,7 @@ class Engine:
             "copy_reads": t["copy_reads"],
             "evictions": t["evictions"],
             "copies_held": self.store.held,
-            "copy_slots_per_die": int(self.store.arrays.slots.min()) if D else 0,
+            "copy_slots_per_die": int(self.store.arrays.capacity.min()) if D else 0,
             "mean_die_utilization": (t["busy_sum"] / (D * t["layer_time_sum"]) if t["layer_time_sum"] > 0
                                      else None),
             "die_max_over_mean": t["busy_max_sum"] / mean_busy_sum if mean_busy_sum > 0 else None,

@@ -1,7 +1,8 @@
 """The engine's one loop: (step, layer) positions pos0 .. pos1-1 in one numba call, whatever the modes.
 
 Per (step, layer): the placement's tasks -> each task's source (sim.sources) -> the predictor's wanted copies
--> the copy store (touches, then copies: sim.copystore) -> the link model's costs -> the run totals. The three
+-> the link model (which applies the copies to the store, sim.copystore, and costs the layer) -> the run
+totals. The three
 modes are chosen by the types of their states (waferview.modes), so this function is compiled, and cached on
 disk, once per combination of modes; a run stepped one layer at a time makes the same calls in the same order
 as a run to the end, so both give the same numbers bit for bit. Returns the last layer's tasks.
@@ -18,8 +19,8 @@ import numpy as np
 from numba import njit
 
 from waferview.modes import layer_costs, place_tasks, predict_copies
-from waferview.sim.copystore import apply_copies, touch_copies
 from waferview.sim.sources import resolve_sources
+from waferview.sim.state import LayerTasks
 from waferview.sim.totals import add_layer
 
 
@@ -37,29 +38,21 @@ def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, tot
         layer = position - step * L
         copies_l = store.copies[layer]
         task_e, task_d, task_tok = place_tasks(placement, ctx, step, layer, ctx.counts[step, layer], copies_l)
-        task_src = resolve_sources(ctx, task_e, task_d, copies_l)
+        task_src = resolve_sources(ctx, task_e, task_d, copies_l, ctx.read_nearest)
         want, predicted, pred_mode = predict_copies(predictor, ctx, step, layer, task_e, task_d, task_src)
         T = task_e.shape[0]
+        copied = np.zeros(T, dtype=np.bool_)
+        layer_costs(links, ctx, step, layer, position, LayerTasks(task_e, task_d, task_tok, task_src, want, copied),
+                    store, buffers)
         out = buffers.scalars[0]
-        out.copy_reads = touch_copies(store, ctx.home, layer, task_e, task_d, task_src, position)
-        copied = np.empty(T, dtype=np.bool_)
-        out.evictions = apply_copies(store, layer, want, task_e, task_d, task_src, position, copied)
-        writes = buffers.copy_writes
-        writes[:] = 0
-        n_copied = 0
         selections = 0
         for t in range(T):
             selections += task_tok[t]
-            if copied[t]:
-                writes[task_d[t]] += 1
-                n_copied += 1
-        out.copies_made = n_copied
-        out.write_bytes = n_copied * ctx.rates.expert_bytes
         out.reads = T
         out.selections = selections
-        layer_costs(links, ctx, task_e, task_d, task_tok, task_src, copied, buffers)
         next_counts = ctx.counts[step + 1 if step + 1 < steps else step, layer]
-        add_layer(totals, buffers, step, ctx.step_tokens[step], task_e, copied, pred_mode, predicted, next_counts)
+        add_layer(totals, buffers, step < ctx.prefill_steps, ctx.step_tokens[step], task_e, copied, pred_mode,
+                  predicted, next_counts)
     return task_e, task_d, task_tok, task_src, copied
 
 

@@ -43,6 +43,19 @@ class KernelContext(NamedTuple):
     home: np.ndarray           # (E,) int64: each expert's home die
     counts: np.ndarray         # (steps, L, E) int64, read-only: token selections per (step, layer, expert)
     step_tokens: np.ndarray    # (steps,) int64: tokens of each step (prefill rows at step 0)
+    prefill_steps: int         # leading steps that are prefill: 1 (the study: 0 when its last request has a
+                               # one-row prompt, see sim.workload)
+    read_nearest: bool         # a remote read comes from the nearest holder (waferview), else from the home die
+
+
+class LayerTasks(NamedTuple):
+    """One (step, layer)'s tasks as the link model gets them (one entry per (expert, die))."""
+    expert: np.ndarray         # int64
+    die: np.ndarray            # int64: where it runs
+    tokens: np.ndarray         # int64
+    source: np.ndarray         # int64: the die it reads the weights from (sim.sources)
+    want: np.ndarray           # bool: the predictor wants the expert copied to the die
+    copied: np.ndarray         # bool: set by the link model: a copy was written
 
 
 # One (step, layer)'s scalars, in LayerBuffers.scalars[0] (a numpy record: named, one argument).

@@ -46,7 +46,7 @@ def totals_dict(totals: RunTotals) -> dict:
 
 
 @njit(nogil=True, cache=True)
-def add_layer(totals, buffers, step, step_tokens, task_e, copied, pred_mode, predicted, next_counts):
+def add_layer(totals, buffers, prefill, step_tokens, task_e, copied, pred_mode, predicted, next_counts):
     """Add one (step, layer) to the totals (the same additions in the same order whichever way the run is
     stepped, so a run stepped layer by layer equals a run to the end, bit for bit)."""
     s = buffers.scalars[0]
@@ -65,7 +65,7 @@ def add_layer(totals, buffers, step, step_tokens, task_e, copied, pred_mode, pre
     t.busy_sum += s.busy_sum
     t.busy_max_sum += s.busy_max
     t.layer_time_sum += s.layer_time
-    if step == 0:
+    if prefill:
         t.prefill_time += s.layer_time
     else:
         t.decode_time += s.layer_time
