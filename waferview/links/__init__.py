@@ -12,7 +12,8 @@ import importlib
 from waferview.errors import InputError
 
 _MODULES = {
-    "fluid": "waferview.links.fluid",   # full-duplex bandwidth bound per link (waferview's model, the default)
+    "fluid": "waferview.links.fluid",       # full-duplex bandwidth bound per link (waferview's model, the default)
+    "circuit": "waferview.links.circuit",   # the study's discipline: slices as circuits over half-duplex edges
 }
 
 LINK_MODELS: tuple[str, ...] = tuple(_MODULES)

@@ -36,8 +36,12 @@ class PolicyOptions:
     eviction: str = "admit"         # one of EVICTIONS (default admit, every predictor)
     copy_slots: int | None = None   # copies per die; None = the free HBM after weights and the reserve
     bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (the paper), 1 = FP8, 0.5 = INT4
+    circuit_rules: object = None    # links.circuit.CircuitRules: the study's discipline (None = all rules on)
 
     def __post_init__(self):
+        if self.circuit_rules is None:
+            from waferview.links.circuit_rules import CircuitRules
+            object.__setattr__(self, "circuit_rules", CircuitRules())
         _whole("--block-size", self.block_size, 1)
         _whole("--max-split", self.max_split, 1)
         if self.top_n is not None:

@@ -16,6 +16,7 @@ from waferview.wafer.mesh import Mesh
 @dataclass(frozen=True, eq=False)
 class ModeContext:
     mesh: Mesh                 # the wafer's dies and links
+    hardware: object           # the wafer.hardware.Hardware description (rates before efficiencies)
     home: np.ndarray           # (E,) home die of each expert
     copies: np.ndarray         # (L, D, E) the copy store, read-only view (1 = die d holds a copy of e in layer l)
     rates: Rates               # flops, bytes and latencies after efficiencies

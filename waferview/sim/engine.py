@@ -69,7 +69,7 @@ class Engine:
         copies.setflags(write=False)
         kernel = KernelContext(mesh.tables(), self.rates, self.home, self.counts, self.workload.tokens_per_step, 1,
                                True)
-        self.context = ModeContext(mesh, self.home, copies, self.rates, opt,
+        self.context = ModeContext(mesh, hw, self.home, copies, self.rates, opt,
                                    opt.top_n if opt.top_n is not None else default_top_n(m.num_experts),
                                    self.workload.seed, self.workload, kernel)
         self._bound: dict[tuple[str, str], object] = {}   # bound modes by (kind, name), kept for the run

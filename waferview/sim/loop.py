@@ -42,14 +42,16 @@ def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, tot
         want, predicted, pred_mode = predict_copies(predictor, ctx, step, layer, task_e, task_d, task_src)
         T = task_e.shape[0]
         copied = np.zeros(T, dtype=np.bool_)
-        layer_costs(links, ctx, step, layer, position, LayerTasks(task_e, task_d, task_tok, task_src, want, copied),
-                    store, buffers)
         out = buffers.scalars[0]
         selections = 0
         for t in range(T):
             selections += task_tok[t]
-        out.reads = T
+        out.reads = T              # a link model that reads slices counts those instead
         out.selections = selections
+        out.events = 0
+        out.llc_hits = 0
+        layer_costs(links, ctx, step, layer, position, LayerTasks(task_e, task_d, task_tok, task_src, want, copied),
+                    store, buffers)
         next_counts = ctx.counts[step + 1 if step + 1 < steps else step, layer]
         add_layer(totals, buffers, step < ctx.prefill_steps, ctx.step_tokens[step], task_e, copied, pred_mode,
                   predicted, next_counts)

@@ -65,8 +65,9 @@ BOUND_KINDS = (None, "compute", "hbm", "links", "link")
 LAYER = np.dtype([
     ("layer_time", "f8"), ("busy_sum", "f8"), ("busy_max", "f8"),
     ("local_bytes", "i8"), ("remote_bytes", "i8"), ("hops", "i8"), ("headers", "i8"), ("local_reads", "i8"),
-    ("reads", "i8"), ("copies_made", "i8"), ("write_bytes", "i8"), ("copy_reads", "i8"), ("evictions", "i8"), ("selections", "i8"),
-    ("bound_kind", "i8"), ("bound_index", "i8"), ("bound_busy", "f8"),
+    ("reads", "i8"), ("copies_made", "i8"), ("write_bytes", "i8"), ("copy_reads", "i8"), ("evictions", "i8"),
+    ("selections", "i8"),
+    ("bound_kind", "i8"), ("bound_index", "i8"), ("bound_busy", "f8"), ("events", "i8"), ("llc_hits", "i8"),
 ])
 
 

@@ -1,13 +1,16 @@
 """The modelled wafer: one description of the hardware, presets as JSON files users can copy and edit.
 
 `load_hardware("5x5" | "8x3" | "WxH" | "path/to/file.json")`:
-  - "5x5" and "8x3" are the presets in waferview/wafer/presets/ (DESIGN.md section 3);
+  - "5x5" and "8x3" are the presets in waferview/wafer/presets/ (the paper's two wafers);
   - any other "WxH" is the 5x5 preset's per-die figures on a W x H mesh;
   - a path is a JSON file with the preset's fields (missing fields take the 5x5 preset's values).
+presets/5x5.json is the one source of every figure: the dataclass defaults below are read from it, and
+8x3.json holds only what differs (its shape and name).
 
 Units: bandwidths in bytes per ns (1 TB/s = 1000 bytes/ns), latencies in ns, HBM in GB (1e9 bytes).
-The 64 MB last-level cache is recorded but not modelled: it holds less than two expert matrices
-(37.7-251.7 MB each), so a weight read can almost never hit it, and activations are not modelled.
+The 64 MB last-level cache is modelled by the circuit link model only (as the study's simulator does: sets of
+`llc_ways` slices, with its hit, miss and fill latencies); the fluid model leaves it out: it holds less than
+two expert matrices (37.7-251.7 MB each), so a weight read can almost never hit it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from waferview.files import os_reason, read_capped
 
 PRESET_DIR = Path(__file__).with_name("presets")
 PRESETS = ("5x5", "8x3")
+_BASE = json.loads((PRESET_DIR / "5x5.json").read_text())   # the defaults of every field
 _SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", re.ASCII)
 MAX_DIES = 4096
 
@@ -35,19 +39,25 @@ class Hardware:
     name: str
     width: int
     height: int
-    die_tflops: float = 1000.0           # FP16 peak per die
-    hbm_gb: float = 80.0                 # per die, 1 GB = 1e9 bytes
-    hbm_bytes_per_ns: float = 3350.0     # 3.35 TB/s per die
-    hbm_latency_ns: float = 300.0        # paid once per layer by every die that did anything
-    hbm_reserved_fraction: float = 0.1   # kept free (runtime, activations): not usable for weights
-    llc_mb: float = 64.0                 # recorded, not modelled (see module docstring)
-    link_bytes_per_ns: float = 1741.0    # per direction, per neighbour
-    hop_latency_ns: float = 200.0
-    request_header_bytes: int = 16       # travels reader -> holder for every remote read
-    link_efficiency: float = 0.9
-    hbm_efficiency: dict = field(default_factory=lambda: {"default": 0.9, "llama4": 0.85})
-    # model -> [[max_batch or None, efficiency], ...] in increasing max_batch; None = above all
-    compute_efficiency: dict = field(default_factory=lambda: {"default": [[None, 0.7]]})
+    die_tflops: float = _BASE["die_tflops"]                # FP16 peak per die
+    hbm_gb: float = _BASE["hbm_gb"]                        # per die, 1 GB = 1e9 bytes
+    hbm_bytes_per_ns: float = _BASE["hbm_bytes_per_ns"]    # 3.35 TB/s per die
+    hbm_latency_ns: float = _BASE["hbm_latency_ns"]        # fluid: once per layer by every die that did anything
+    hbm_reserved_fraction: float = _BASE["hbm_reserved_fraction"]   # kept free (runtime, activations)
+    llc_mb: float = _BASE["llc_mb"]                        # the circuit model's LLC (see module docstring)
+    llc_ways: int = _BASE["llc_ways"]                      # slices per LLC set
+    llc_hit_ns: int = _BASE["llc_hit_ns"]                  # circuit: an LLC read (the issue stage on a hit)
+    llc_miss_ns: int = _BASE["llc_miss_ns"]                # circuit: the issue stage on a miss
+    llc_fill_ns: int = _BASE["llc_fill_ns"]                # circuit: an LLC fill
+    link_bytes_per_ns: float = _BASE["link_bytes_per_ns"]  # per direction, per neighbour
+    hop_latency_ns: float = _BASE["hop_latency_ns"]
+    request_header_bytes: int = _BASE["request_header_bytes"]   # travels reader -> holder for every remote read
+    link_efficiency: float = _BASE["link_efficiency"]
+    hbm_efficiency: dict = field(default_factory=lambda: dict(_BASE["hbm_efficiency"]))
+    # model -> [[max tokens or None, efficiency], ...] in increasing bound; None = above all. Looked up with the
+    # batch by the fluid model (the authors' calibration), with the task's tokens by the circuit model (the study)
+    compute_efficiency: dict = field(default_factory=lambda: {k: [list(r) for r in v] for k, v in
+                                                              _BASE["compute_efficiency"].items()})
     description: str = ""
 
     @property
@@ -93,6 +103,9 @@ NUMBER_RANGES = {
     "link_efficiency": (1e-3, 1.0, True),
 }
 MAX_HEADER_BYTES = 1 << 20       # request_header_bytes: 0 .. 1 MiB
+# integer fields (ns and counts): (low, high)
+INTEGER_RANGES = {"request_header_bytes": (0, MAX_HEADER_BYTES), "llc_ways": (1, 64), "llc_hit_ns": (0, 10**9),
+                  "llc_miss_ns": (0, 10**9), "llc_fill_ns": (0, 10**9)}
 MAX_SIDE = MAX_DIES              # width, height
 MAX_FILE_BYTES = 1 << 20         # a hardware file is a small JSON object
 _EFFICIENCY = (1e-3, 1.0)
@@ -126,8 +139,10 @@ def _check(hw: Hardware, origin: str) -> Hardware:
             if lo == 0 and (not _is_number(v) or not v >= 0):
                 bad(f"{name} must be a number >= 0, got {v!r}")
             bad(f"{name} must be a number from {lo:g} to {hi:g}, got {v!r}")
-    if not (_is_number(hw.request_header_bytes) and 0 <= hw.request_header_bytes <= MAX_HEADER_BYTES):
-        bad(f"request_header_bytes must be an integer from 0 to {MAX_HEADER_BYTES}, got {hw.request_header_bytes!r}")
+    for name, (lo_i, hi_i) in INTEGER_RANGES.items():
+        v = getattr(hw, name)
+        if not (isinstance(v, int) and not isinstance(v, bool) and lo_i <= v <= hi_i):
+            bad(f"{name} must be an integer from {lo_i} to {hi_i}, got {v!r}")
     for name in ("name", "description"):
         v = getattr(hw, name)
         if not isinstance(v, str) or len(v) > _TEXT:
@@ -158,14 +173,15 @@ def _from_dict(data: dict, origin: str) -> Hardware:
     if unknown:
         raise InputError(f"{origin}: unknown field(s) {', '.join(map(str, unknown))}; expected some of "
                          f"{', '.join(sorted(known))}")
-    base = json.loads((PRESET_DIR / "5x5.json").read_text())
+    base = json.loads(json.dumps(_BASE))   # a deep copy: nested tables must not be shared
     base.update(data)
-    for name in ("width", "height", "request_header_bytes"):
+    for name in ("width", "height", *INTEGER_RANGES):
         v = base[name]
         if not isinstance(v, int) or isinstance(v, bool):
-            what = f"an integer from 0 to {MAX_HEADER_BYTES}" if name == "request_header_bytes" else "an integer"
+            what = (f"an integer from {INTEGER_RANGES[name][0]} to {INTEGER_RANGES[name][1]}"
+                    if name in INTEGER_RANGES else "an integer")
             raise InputError(f"{origin}: {name} must be {what}, got {_show(v)}")
-        if name != "request_header_bytes" and not 1 <= v <= MAX_SIDE:
+        if name in ("width", "height") and not 1 <= v <= MAX_SIDE:
             raise InputError(f"{origin}: mesh {base['width']}x{base['height']}: width and height must be from 1 "
                              f"to {MAX_SIDE} (and at most {MAX_DIES} dies in all)" if v >= 1 else
                              f"{origin}: mesh {base['width']}x{base['height']}: width and height must be at least 1")

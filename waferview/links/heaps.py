@@ -1,0 +1,130 @@
+"""Binary heaps on arrays, with exactly CPython heapq's algorithm (heappush = append + _siftdown, heappop =
+move the last item to the root + _siftup that walks the smaller child down to a leaf, then _siftdown;
+heapify = _siftup from the last parent up). The study's simulator keeps its events and wait queues in heapq
+lists whose items compare on part of their state only, so equal keys pop in the order this exact sequence
+of moves gives; the circuit model must make the same moves to give the same times.
+
+Two orders, each read live (a stage's time can change while it sits in a heap, as in the study):
+  by time    stage a before b  iff  time[a] < time[b]                                  (the event heap)
+  waiting    entry i before j  iff  (priority desc, time of its stage asc, arrival asc)  (a resource's queue)
+Heaps are (items, length) with items an int64 array; a queue is one row of a 2-D array.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+
+# ---- by time: items are stage ids -----------------------------------------------------------------
+
+@njit(nogil=True, cache=True, inline="always")
+def _down_time(heap, start, pos, time):
+    item = heap[pos]
+    while pos > start:
+        parent = (pos - 1) >> 1
+        if time[item] < time[heap[parent]]:
+            heap[pos] = heap[parent]
+            pos = parent
+            continue
+        break
+    heap[pos] = item
+
+
+@njit(nogil=True, cache=True, inline="always")
+def push_time(heap, n, item, time):
+    """Push `item`; returns the new length (heap needs room for it)."""
+    heap[n] = item
+    _down_time(heap, 0, n, time)
+    return n + 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def pop_time(heap, n, time):
+    """Pop the first item; returns (item, new length)."""
+    last = heap[n - 1]
+    n -= 1
+    if n == 0:
+        return last, 0
+    first = heap[0]
+    heap[0] = last
+    pos = 0
+    child = 1
+    while child < n:
+        right = child + 1
+        if right < n and not time[heap[child]] < time[heap[right]]:
+            child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    heap[pos] = last
+    _down_time(heap, 0, pos, time)
+    return first, n
+
+
+# ---- waiting: a resource's queue row (stage ids and arrival numbers side by side) ------------------
+
+@njit(nogil=True, cache=True, inline="always")
+def _before(si, qi, sj, qj, time, priority):
+    if priority[si] != priority[sj]:
+        return priority[si] > priority[sj]
+    if time[si] != time[sj]:
+        return time[si] < time[sj]
+    return qi < qj
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _down_wait(stages, seqs, start, pos, time, priority):
+    s, q = stages[pos], seqs[pos]
+    while pos > start:
+        parent = (pos - 1) >> 1
+        if _before(s, q, stages[parent], seqs[parent], time, priority):
+            stages[pos] = stages[parent]
+            seqs[pos] = seqs[parent]
+            pos = parent
+            continue
+        break
+    stages[pos] = s
+    seqs[pos] = q
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _up_wait(stages, seqs, n, pos, time, priority):
+    start = pos
+    s, q = stages[pos], seqs[pos]
+    child = 2 * pos + 1
+    while child < n:
+        right = child + 1
+        if right < n and not _before(stages[child], seqs[child], stages[right], seqs[right], time, priority):
+            child = right
+        stages[pos] = stages[child]
+        seqs[pos] = seqs[child]
+        pos = child
+        child = 2 * pos + 1
+    stages[pos] = s
+    seqs[pos] = q
+    _down_wait(stages, seqs, start, pos, time, priority)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def push_wait(stages, seqs, n, stage, seq, time, priority):
+    stages[n] = stage
+    seqs[n] = seq
+    _down_wait(stages, seqs, 0, n, time, priority)
+    return n + 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def pop_wait(stages, seqs, n, time, priority):
+    """Drop the first entry; returns the new length."""
+    n -= 1
+    if n > 0:
+        stages[0] = stages[n]
+        seqs[0] = seqs[n]
+        _up_wait(stages, seqs, n, 0, time, priority)
+    return n
+
+
+@njit(nogil=True, cache=True)
+def heapify_wait(stages, seqs, n, time, priority):
+    for pos in range(n // 2 - 1, -1, -1):
+        _up_wait(stages, seqs, n, pos, time, priority)
