@@ -16,7 +16,7 @@ def add_arguments(p):
     from waferview.report.summary import HELP_EPILOG
 
     add_source_args(p)
-    add_sim_args(p, modes=False)
+    add_sim_args(p, modes=False, links_list=True)
     p.add_argument("--modes", default=None, metavar="P/Q,...",
                    help="comma-separated placement/predictor pairs, e.g. base/off,allo/heatmap,ep/lru "
                         "(default: the paper's five strategies)")
@@ -56,7 +56,8 @@ def run(args) -> int:
     from waferview.cli.common import load_trace_from_args
     from waferview.report.summary import format_compare
 
-    from waferview.cli.common import policy_options_from_args, run_with_progress
+    from waferview.cli.common import links_from_args, policy_options_from_args, run_with_progress
+    from waferview.links import get_link_model
     from waferview.sim.compare import compare
     from waferview.wafer.hardware import load_hardware
 
@@ -64,8 +65,12 @@ def run(args) -> int:
     hardware = load_hardware(args.mesh)
     options = policy_options_from_args(args)
     trace = load_trace_from_args(args)
-    rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options,
-                   run=lambda engine: run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
+    links = [name.strip() for name in links_from_args(args).split(",") if name.strip()]
+    for name in links:
+        get_link_model(name)   # unknown names: one line, before any work
+    rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options, links=links,
+                   run=lambda engine: run_with_progress(
+                       engine, f"simulating {engine.placement}/{engine.predictor} ({engine.links} links)"))
     if args.json:
         from waferview.report.provenance import provenance_from_args, run_options_from_args
 

@@ -57,7 +57,7 @@ route); layer time = max(slowest die, busiest link): layers are separated by a b
 """
 
 
-def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
+def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True, links_list: bool = False) -> None:
     """--mesh, --batch, --seed, [--placement, --predictor], and the policy knobs."""
     from waferview.policies import PLACEMENTS, PREDICTORS  # light: no numba
 
@@ -77,22 +77,97 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
                        help=f"task placement: {', '.join(PLACEMENTS)} (default allo)")
         g.add_argument("--predictor", default="heatmap", metavar="MODE",
                        help=f"copy predictor: {', '.join(PREDICTORS)} (default heatmap)")
-    g.add_argument("--block-size", type=whole_number(1, MAX_KNOB, "a number of tokens"), default=50, metavar="N",
-                   help="allo: tokens per assigned block (default 50, the paper's)")
-    g.add_argument("--max-split", type=whole_number(1, MAX_KNOB, "a number of dies"), default=5, metavar="N",
+    g.add_argument("--block-size", type=whole_number(1, MAX_KNOB, "a number of tokens"), default=None, metavar="N",
+                   help="allo: tokens per assigned block (default 50, the paper's; the paper profile: 512, the "
+                        "study's code)")
+    g.add_argument("--max-split", type=whole_number(1, MAX_KNOB, "a number of dies"), default=None, metavar="N",
                    help="allo: candidate dies an expert gets at least (default 5)")
     g.add_argument("--top-n", type=whole_number(1, MAX_KNOB, "a number of experts"), default=None, metavar="N",
                    help="heatmap: experts predicted per row (default ceil(0.2 x experts))")
-    g.add_argument("--eviction", default="admit", choices=EVICTIONS,
+    g.add_argument("--eviction", default=None, choices=EVICTIONS,
                    help="when a die's copy space is full: admit (default) evicts its least recently used "
                         "copy only for an expert the die has read more often; lru always evicts it; never "
                         "copies no more (the paper's rule: copies are kept forever)")
     g.add_argument("--copy-slots", type=whole_number(0, MAX_KNOB, "a number of copies"), default=None, metavar="N",
                    help="expert copies each die may hold (default: its free HBM after weights and reserve)")
-    g.add_argument("--bytes-per-param", type=real_number(0, 8, "bytes per weight", low_open=True), default=2.0,
+    g.add_argument("--bytes-per-param", type=real_number(0, 8, "bytes per weight", low_open=True), default=None,
                    metavar="B",
                    help="expert weight precision: 2 = BF16 (default), 1 = FP8, 0.5 = INT4; sets the "
                         "expert size, hence HBM fit, copy space and traffic (compute stays at the FP16 rate)")
+    add_profile_args(p, links_list=links_list)
+
+
+def add_profile_args(p: argparse.ArgumentParser, *, links_list: bool = False) -> None:
+    """--profile and the study's choices, each an option of its own (default: the profile's setting)."""
+    from waferview.links import LINK_MODELS
+    from waferview.links.circuit_rules import RULES
+    from waferview.policies.base import CHOICES
+    from waferview.profiles import DEFAULT_PROFILE, PROFILES
+
+    g = p.add_argument_group("profile: the study's simulator's choices, one switch each (waferview.profiles)")
+    g.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES,
+                   help="defaults for every choice below: waferview (waferview's own model, the default) or paper "
+                        "(every choice the study's simulator makes: circuit links, short-axis-first routes, "
+                        "first-seen Base, the study's Allo planner with blocks of 512, reads from home, the "
+                        "study's heatmap rule, 50GiB copy regions of slices, the study's batch order and prefill "
+                        "rule, 128 steps); an option given explicitly overrides the profile")
+    g.add_argument("--links", default=None, metavar="MODEL" + (",..." if links_list else ""),
+                   help=f"link model: {', '.join(LINK_MODELS)} (fluid: full-duplex bandwidth bound per link; "
+                        "circuit: the study's discipline)" + ("; a comma-separated list runs every strategy under "
+                                                             "each" if links_list else ""))
+    helps = {"route_order": "route dimension order: xy (x first, waferview), yx, short (the short axis first, the "
+                            "study)",
+             "base_order": "base placement: seeded (a seeded round-robin, waferview) or first-seen (the study: by "
+                           "first appearance, die (k + 7) mod dies)",
+             "allo_planner": "allo: waferview (Algorithm 1 as the paper describes it) or study (the study's code)",
+             "read_from": "a remote read comes from the nearest holder (waferview) or the home die (the study)",
+             "heatmap_rule": "heatmap predictor: waferview's rule or the study's (its heatmap, NumPy argsort, "
+                             "decode only, its copy predicate)",
+             "batch_order": "the batch: a seeded permutation (waferview) or the study's order (subject folder, "
+                            "then file name, repeated to fill the batch)",
+             "prefill_rule": "position (step 0 is the prefill) or study (only when the batch's last request has "
+                             "a prompt of more than one row)"}
+    for name, allowed in CHOICES.items():
+        g.add_argument(f"--{name.replace('_', '-')}", default=None, choices=allowed, help=helps[name])
+    g.add_argument("--copy-region", type=copy_region, default=None, metavar="slots|SIZE|unbounded",
+                   help="copy store: slots (whole-expert copies in each die's free HBM, waferview), a region of "
+                        "weight-matrix slices per die of SIZE (e.g. 50GiB, the study's), least recently used "
+                        "evicted, or unbounded (the paper's original code)")
+    g.add_argument("--max-steps", type=whole_number(1, MAX_KNOB, "a number of steps"), default=None, metavar="N",
+                   help="simulate at most N steps, the prefill included (the paper profile: 128)")
+    g.add_argument("--circuit-off", type=rule_list, default=None, metavar="RULE,...",
+                   help=f"circuit model: switch rules of the study's discipline off: {', '.join(RULES)} (waferview "
+                        "explain measures each)")
+
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30,
+          "tib": 2**40}
+
+
+def copy_region(text: str):
+    """slots -> "slots", unbounded -> "unbounded", a size (50GiB, 53687091200, 2.5TB) -> bytes."""
+    import re
+
+    t = text.strip().lower()
+    if t in ("slots", "unbounded"):
+        return t
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?", t)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected slots, unbounded or a size such as 50GiB")
+    value = int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
+    if not 1 <= value <= 1 << 50:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a region size from 1 byte to 1 PiB")
+    return value
+
+
+def rule_list(text: str) -> tuple:
+    from waferview.links.circuit_rules import RULES
+
+    names = tuple(n.strip().replace("-", "_") for n in text.split(",") if n.strip())
+    bad = [n for n in names if n not in RULES + ("none",)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"{bad[0]!r}: expected rules among {', '.join(RULES)} (or none)")
+    return tuple(n for n in names if n != "none")
 
 
 def whole_number(low: int, high: int, what: str, why: str = ""):
@@ -130,12 +205,45 @@ def real_number(low: float, high: float, what: str, *, low_open: bool = False):
     return parse
 
 
-def policy_options_from_args(args):
+_OPTION_NAMES = ("block_size", "max_split", "top_n", "eviction", "copy_slots", "bytes_per_param", "route_order",
+                 "base_order", "allo_planner", "read_from", "heatmap_rule", "batch_order", "prefill_rule",
+                 "copy_region", "max_steps")
+
+
+def resolved_settings(args) -> dict:
+    """Every choice of the run: given on the command line, else the profile's, else the option's default
+    (PolicyOptions' field defaults, links fluid)."""
+    from waferview.profiles import DEFAULT_PROFILE, settings
+
+    profile = getattr(args, "profile", None) or DEFAULT_PROFILE
+    chosen = settings(profile)
+    for name in _OPTION_NAMES + ("links",):
+        value = getattr(args, name, None)
+        if value is not None:
+            chosen[name] = value
+    if chosen.get("copy_region") == "slots":
+        chosen["copy_region"] = None
+    off = getattr(args, "circuit_off", None)
+    if off is not None:
+        chosen["circuit_off"] = off
+    chosen["profile"] = profile
+    return chosen
+
+
+def policy_options_from_args(args, links: str | None = None):
+    from waferview.links.circuit_rules import CircuitRules
     from waferview.policies.base import PolicyOptions
 
-    return PolicyOptions(block_size=args.block_size, max_split=args.max_split, top_n=args.top_n,
-                         eviction=args.eviction, copy_slots=args.copy_slots,
-                         bytes_per_param=args.bytes_per_param)
+    chosen = resolved_settings(args)
+    fields = {k: chosen[k] for k in _OPTION_NAMES if k in chosen}
+    return PolicyOptions(**fields, circuit_rules=CircuitRules.without(chosen.get("circuit_off", ())),
+                         profile=chosen["profile"])
+
+
+def links_from_args(args) -> str:
+    from waferview.links import DEFAULT_LINKS
+
+    return resolved_settings(args).get("links") or DEFAULT_LINKS
 
 
 def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None):
@@ -146,7 +254,7 @@ def engine_from_args(args, trace, *, placement: str | None = None, predictor: st
     hw = load_hardware(args.mesh)
     return Engine(trace, hw, batch=args.batch, seed=args.seed,
                   placement=placement or getattr(args, "placement", "allo"),
-                  predictor=predictor or getattr(args, "predictor", "heatmap"),
+                  predictor=predictor or getattr(args, "predictor", "heatmap"), links=links_from_args(args),
                   options=policy_options_from_args(args))
 
 

@@ -28,6 +28,19 @@ from waferview.limits import MAX_KNOB   # a block or split larger than a layer's
 EVICTIONS = ("admit", "lru", "never")
 
 
+# the study's choices, each one switch (waferview.profiles sets them all for --profile paper)
+CHOICES = {
+    "route_order": ("xy", "yx", "short"),           # dimension order of routes ("short": the short axis first)
+    "base_order": ("seeded", "first-seen"),         # base: seeded round-robin, or the study's by first appearance
+    "allo_planner": ("waferview", "study"),         # allo: the paper's Algorithm 1 as described, or the study's
+    "read_from": ("nearest", "home"),               # a remote read: the nearest holder, or always the home die
+    "heatmap_rule": ("waferview", "study"),         # the heatmap predictor's rule (sim.heatmap / heatmap_study)
+    "batch_order": ("seeded", "study"),             # the batch: a seeded permutation, or the study's file order
+    "prefill_rule": ("position", "study"),          # step 0 is the prefill, or (the study) only when its last
+}                                                   # request has a prompt of more than one row
+STUDY_REGION_BYTES = 50 * 2 ** 30                   # the study's copy region per die (its "50 GB", as GiB)
+
+
 @dataclass(frozen=True)
 class PolicyOptions:
     block_size: int = 50            # allo: tokens per block (the paper's 50)
@@ -36,12 +49,32 @@ class PolicyOptions:
     eviction: str = "admit"         # one of EVICTIONS (default admit, every predictor)
     copy_slots: int | None = None   # copies per die; None = the free HBM after weights and the reserve
     bytes_per_param: float = 2.0    # expert weight precision: 2 = BF16 (the paper), 1 = FP8, 0.5 = INT4
-    circuit_rules: object = None    # links.circuit.CircuitRules: the study's discipline (None = all rules on)
+    circuit_rules: object = None    # links.circuit_rules.CircuitRules: the study's discipline (None = all on)
+    copy_region: int | str | None = None   # None: slots (waferview); bytes per die of a slice region; "unbounded"
+    max_steps: int | None = None    # at most this many steps (the prefill included); None = the whole trace
+    route_order: str = "xy"
+    base_order: str = "seeded"
+    allo_planner: str = "waferview"
+    read_from: str = "nearest"
+    heatmap_rule: str = "waferview"
+    batch_order: str = "seeded"
+    prefill_rule: str = "position"
+    profile: str = "waferview"      # the profile these options were resolved from (reported; see waferview.profiles)
 
     def __post_init__(self):
         if self.circuit_rules is None:
             from waferview.links.circuit_rules import CircuitRules
             object.__setattr__(self, "circuit_rules", CircuitRules())
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected one of "
+                                 f"{', '.join(allowed)}")
+        region = self.copy_region
+        if region is not None and region != "unbounded":
+            if isinstance(region, bool) or not isinstance(region, numbers.Integral) or not 1 <= region <= 1 << 50:
+                raise InputError(f"--copy-region {region!r}: expected slots, unbounded or a size such as 50GiB")
+        if self.max_steps is not None:
+            _whole("--max-steps", self.max_steps, 1)
         _whole("--block-size", self.block_size, 1)
         _whole("--max-split", self.max_split, 1)
         if self.top_n is not None:

@@ -24,6 +24,9 @@ the layer with one expert read more than with no copies (Llama on 8x3: 7 reads i
 holders, every layer). So when the layer has copies, the plan is made twice, with and without them,
 and the one with the lower estimated layer time (max est over dies) is kept; ties keep the copies.
 A predictor therefore never makes allo's own estimate worse.
+
+--allo-planner study runs the study's own planner instead (policies/allo_study.py: its coarser cost model,
+candidates and 512-token blocks).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 from numba import njit
 
 from waferview.modes import register_placement
+from waferview.policies.allo_study import STUDY_MIN_CANDIDATES, STUDY_MIN_THRESHOLD, study_allo_tasks
 from waferview.policies.base import PlacementMode
 from waferview.wafer.routes import distance
 
@@ -195,13 +199,37 @@ def allo_placement(state, ctx, step, layer, counts_l, copies_l):
     return allo_tasks(counts_l, ctx.home, copies_l, ctx.mesh, ctx.rates, state.block_size, state.max_split)
 
 
+class StudyAlloState(NamedTuple):
+    """--allo-planner study (policies.allo_study)."""
+    block_size: int
+    threshold: int
+    min_candidates: int
+    die_rate: float        # operations per ns of a die at efficiency 1
+    hbm_rate: float        # bytes per ns before efficiency
+    link_rate: float
+
+
+@register_placement(StudyAlloState)
+@njit(nogil=True, cache=True)
+def study_allo_placement(state, ctx, step, layer, counts_l, copies_l):
+    return study_allo_tasks(counts_l, ctx.home, copies_l, ctx.mesh, ctx.rates, state.die_rate, state.hbm_rate,
+                            state.link_rate, state.block_size, state.threshold, state.min_candidates)
+
+
+ALLO_PLANNERS = ("waferview", "study")
+
+
 class AlloPlacement(PlacementMode):
     name = "allo"
     help = ("the paper's Algorithm 1: holders and their neighbours as candidates, hot experts split, "
             "blocks to the cheapest die")
 
     def kernel_state(self):
-        return AlloState(self.ctx.options.block_size, self.ctx.options.max_split)
+        opt, hw = self.ctx.options, self.ctx.hardware
+        if opt.allo_planner == "study":
+            return StudyAlloState(opt.block_size, STUDY_MIN_THRESHOLD, STUDY_MIN_CANDIDATES, hw.die_tflops * 1e3,
+                                  float(hw.hbm_bytes_per_ns), float(hw.link_bytes_per_ns))
+        return AlloState(opt.block_size, opt.max_split)
 
 
 MODE = AlloPlacement

@@ -3,6 +3,8 @@
 A round-robin: the layer's active experts, in id order, go to consecutive dies, starting from a die
 drawn at random for each (step, layer) from the run's seed (the bound mode's `first_die[step, layer]`,
 drawn when the engine binds it). Each whole expert is one task.
+--base-order first-seen is the study's Base (its EXP_EVEN): the expert first seen k-th in the (step, layer),
+over the batch's requests in order, rows in token order, ids in row order, goes to die (k + 7) mod dies.
 
 Why a random start, not one pointer carried across layers: a carried pointer moves by (active experts)
 mod dies per layer, so when every expert is active the schedule repeats with a period set by
@@ -42,13 +44,31 @@ def base_tasks(counts, start, num_dies):
     return task_e, task_d, task_tok
 
 
+@njit(nogil=True, cache=True)
+def first_seen_tasks(counts, rank, offset, num_dies):
+    """The study's Base: the active experts in id order, the one first seen k-th on die (k + offset) % dies."""
+    task_e, task_tok = active_experts(counts)
+    task_d = np.empty(task_e.shape[0], dtype=np.int64)
+    for j in range(task_e.shape[0]):
+        task_d[j] = (rank[task_e[j]] + offset) % num_dies
+    return task_e, task_d, task_tok
+
+
+STUDY_OFFSET = 7   # the study's EXP_EVEN: rank k -> die (k + 7) mod dies
+BASE_ORDERS = ("seeded", "first-seen")
+
+
 class BaseState(NamedTuple):
-    first_die: np.ndarray   # (steps, layers) int64
+    first_die: np.ndarray   # (steps, layers) int64 (seeded), or empty
+    rank: np.ndarray        # (steps, layers, E) int64 order of first appearance (first-seen), or empty
+    first_seen: bool
 
 
 @register_placement(BaseState)
 @njit(nogil=True, cache=True)
 def base_placement(state, ctx, step, layer, counts_l, copies_l):
+    if state.first_seen:
+        return first_seen_tasks(counts_l, state.rank[step, layer], STUDY_OFFSET, ctx.mesh.num_dies)
     return base_tasks(counts_l, state.first_die[step, layer], ctx.mesh.num_dies)
 
 
@@ -59,10 +79,14 @@ class BasePlacement(PlacementMode):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.first_die = base_first_dies(ctx.seed, ctx.workload.steps, ctx.workload.layers, ctx.mesh.num_dies)
+        self.first_seen = ctx.options.base_order == "first-seen"
+        w = ctx.workload
+        self.first_die = (np.zeros((0, 0), dtype=np.int64) if self.first_seen else
+                          base_first_dies(ctx.seed, w.steps, w.layers, ctx.mesh.num_dies))
 
     def kernel_state(self):
-        return BaseState(self.first_die)
+        rank = self.ctx.workload.first_seen() if self.first_seen else np.zeros((0, 0, 0), dtype=np.int64)
+        return BaseState(self.first_die, rank, self.first_seen)
 
 
 MODE = BasePlacement

@@ -125,11 +125,26 @@ def provenance(*, model=None, hardware=None, synthetic: bool | None = None, run_
 
 def run_options_from_args(args, **extra) -> dict:
     """The simulation options of a parsed command line, as a plain dict (for run_options)."""
-    keys = ("mesh", "batch", "seed", "placement", "predictor", "modes", "block_size", "max_split", "top_n", "eviction",
-            "copy_slots", "bytes_per_param")
+    keys = ("mesh", "batch", "seed", "placement", "predictor", "modes")
     out = {k: getattr(args, k) for k in keys if hasattr(args, k)}
+    if hasattr(args, "profile"):   # every choice as resolved: the command line, else the profile, else defaults
+        from waferview.cli.common import resolved_settings
+
+        settings = resolved_settings(args)
+        defaults = _option_defaults()
+        out["profile"] = settings.pop("profile")
+        out.update({k: settings.get(k, defaults.get(k)) for k in sorted(set(settings) | set(defaults))})
     out.update(extra)
     return out
+
+
+def _option_defaults() -> dict:
+    import dataclasses
+
+    from waferview.policies.base import PolicyOptions
+
+    fields = {f.name: f.default for f in dataclasses.fields(PolicyOptions) if f.name not in ("circuit_rules", "profile")}
+    return {**fields, "links": "fluid", "circuit_off": ()}
 
 
 def provenance_from_args(args, *, model=None, hardware=None, synthetic=None, run_options=None) -> dict:

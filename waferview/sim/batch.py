@@ -34,6 +34,8 @@ class Batch:
     steps: int                     # 1 + max decode length in the batch
     tokens_per_step: np.ndarray    # (steps,) step 0: prefill tokens; s >= 1: requests decoding at s
     note: str | None               # set when requests are reused
+    order: np.ndarray | None = None   # the distinct requests in the batch's order (first appearances)
+    last_request: int = -1         # the batch's last request (in its order, repeats included)
 
     @property
     def prefill_tokens(self) -> int:
@@ -44,10 +46,22 @@ class Batch:
         return int(self.tokens_per_step[1:].sum())
 
 
-def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
+def study_order(names) -> np.ndarray:
+    """The requests in the study's order: by path component (subject folder, then file name), each compared as
+    a string (its data loader sorts folders and files that way)."""
+    return np.array(sorted(range(len(names)), key=lambda r: tuple(names[r].split("/"))), dtype=np.int64)
+
+
+BATCH_ORDERS = ("seeded", "study")
+
+
+def select_batch(trace: TraceArrays, batch: int | None, seed: int, order: str = "seeded",
+                 max_steps: int | None = None) -> Batch:
     """The batch's requests and their multiplicities, in O(requests) memory whatever the batch size:
-    request order[i] is picked batch // R times, plus once more for the first batch % R of the seeded
-    order (the same multiset as cycling through the order, never materialised)."""
+    request order[i] is picked batch // R times, plus once more for the first batch % R of the order (the
+    same multiset as cycling through the order, never materialised). order "seeded": a permutation drawn
+    from the seed (waferview); "study": the study's request order (study_order). max_steps: at most that
+    many steps (the prefill included)."""
     R = trace.requests
     if R == 0:
         raise InputError(f"{trace.source or 'trace'}: no requests to replay")
@@ -59,7 +73,10 @@ def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
         raise InputError(f"--seed {seed}: expected an integer from 0 to {MAX_SEED:,}")
     batch, seed = int(batch), int(seed)
     _check_exact(trace, batch, R)
-    order = np.random.default_rng(seed).permutation(R)
+    if order not in BATCH_ORDERS:
+        raise InputError(f"--batch-order {order!r}: expected one of {', '.join(BATCH_ORDERS)}")
+    kind = order
+    order = np.random.default_rng(seed).permutation(R) if kind == "seeded" else study_order(trace.request_names)
     if batch <= R:
         requests = np.sort(order[:batch])
         weights = np.ones(batch, dtype=np.int64)
@@ -71,6 +88,8 @@ def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
     dec_len = trace.decode_lengths[requests]
     pre_len = trace.prefill_lengths[requests]
     steps = 1 + int(dec_len.max()) if len(dec_len) else 1
+    if max_steps is not None:
+        steps = max(1, min(steps, int(max_steps)))
     per_step = np.zeros(steps, dtype=np.int64)
     per_step[0] = int((pre_len * weights).sum())
     # requests decoding at step s: weight-sum of those with dec_len >= s
@@ -78,8 +97,12 @@ def select_batch(trace: TraceArrays, batch: int | None, seed: int) -> Batch:
     per_step[1:] = hist[::-1].cumsum()[::-1][1:steps]
     note = None
     if batch > R:
-        note = (f"batch {batch} > {R} requests present: requests reused in a fixed seeded order (seed {seed})")
-    return Batch(batch, seed, requests.astype(np.int64), weights, steps, per_step, note)
+        note = (f"batch {batch} > {R} requests present: requests reused in a fixed seeded order (seed {seed})"
+                if kind == "seeded" else
+                f"batch {batch} > {R} requests present: requests repeated in the study's order (subject folder, "
+                "then file name)")
+    return Batch(batch, seed, requests.astype(np.int64), weights, steps, per_step, note,
+                 order[:min(batch, R)].astype(np.int64), int(order[(batch - 1) % R]))
 
 
 def _check_exact(trace: TraceArrays, batch: int, R: int) -> None:
@@ -98,6 +121,7 @@ def _check_exact(trace: TraceArrays, batch: int, R: int) -> None:
 def _batch_counts(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, out):
     L = prefill_ids.shape[1]
     k = prefill_ids.shape[2]
+    decode_steps = out.shape[0] - 1   # (fewer than the trace's when the run stops early)
     for i in range(requests.shape[0]):
         r = requests[i]
         w = weights[i]
@@ -106,7 +130,7 @@ def _batch_counts(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, 
                 for j in range(k):
                     out[0, l, prefill_ids[row, l, j]] += w
         base = dec_off[r]
-        for s in range(dec_off[r + 1] - base):
+        for s in range(min(dec_off[r + 1] - base, decode_steps)):
             for l in range(L):
                 for j in range(k):
                     out[s + 1, l, decode_ids[base + s, l, j]] += w
@@ -124,5 +148,41 @@ def batch_counts(trace: TraceArrays, batch: Batch, progress=None) -> np.ndarray:
         release_requests(trace, batch.requests[i0:i1])
         if progress is not None:
             progress("counting the batch's expert selections", i + 1, len(chunks))
+    out.setflags(write=False)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _first_seen(prefill_ids, decode_ids, pre_off, dec_off, order, out):
+    """out[s, l, e] = rank of e's first appearance in (step s, layer l) over the requests in `order`, rows in
+    token order, ids in row order (E when e does not appear)."""
+    steps, L, E = out.shape
+    k = prefill_ids.shape[2]
+    seen = np.zeros((steps, L), dtype=np.int64)
+    out[:] = E
+    for i in range(order.shape[0]):
+        r = order[i]
+        for row in range(pre_off[r], pre_off[r + 1]):
+            for l in range(L):
+                for j in range(k):
+                    e = prefill_ids[row, l, j]
+                    if out[0, l, e] == E:
+                        out[0, l, e] = seen[0, l]
+                        seen[0, l] += 1
+        for s in range(min(dec_off[r + 1] - dec_off[r], steps - 1)):
+            for l in range(L):
+                for j in range(k):
+                    e = decode_ids[dec_off[r] + s, l, j]
+                    if out[s + 1, l, e] == E:
+                        out[s + 1, l, e] = seen[s + 1, l]
+                        seen[s + 1, l] += 1
+
+
+def first_seen_ranks(trace: TraceArrays, batch: Batch) -> np.ndarray:
+    """(steps, L, E) int64 read-only: the order in which each (step, layer)'s experts first appear in the
+    batch's request order (the study's Base ranks experts so)."""
+    m = trace.model
+    out = np.empty((batch.steps, m.moe_layers, m.num_experts), dtype=np.int64)
+    _first_seen(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets, batch.order, out)
     out.setflags(write=False)
     return out

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 
+from waferview.links import DEFAULT_LINKS
 from waferview.policies import PAPER_STRATEGIES
+from waferview.policies.base import PolicyOptions
 from waferview.report.summary import summary_fields
 from waferview.sim.engine import Engine
 from waferview.sim.workload import Workload
@@ -28,24 +30,28 @@ def strategy_name(placement: str, predictor: str) -> str:
 
 
 def compare(trace, hardware, strategies=PAPER_STRATEGIES, *, batch=None, seed=0, options=None,
-            run=None) -> list[dict]:
-    """Rows of trace facts + summary fields + strategy, speedup_vs_base, hop_reduction_vs_base.
+            run=None, links=(DEFAULT_LINKS,)) -> list[dict]:
+    """Rows of trace facts + summary fields + strategy, speedup_vs_base, hop_reduction_vs_base, for every
+    strategy under every link model in `links` (speedups against Base under the same link model).
     `run(engine)` runs one engine to the end and returns its summary (default engine.run)."""
     run = run or (lambda engine: engine.run())
-    workload = Workload(trace, batch, seed)
-    results = {}
-    for _, p, q in (("Base", "base", "off"),) + tuple(strategies):
-        if (p, q) not in results:
-            engine = Engine(trace, hardware, placement=p, predictor=q, options=options, workload=workload)
-            results[(p, q)] = summary_fields(trace, run(engine))
-    base = results[("base", "off")]
+    options = options or PolicyOptions()
+    workload = Workload.for_options(trace, batch, seed, options)
     rows = []
-    for name, p, q in strategies:
-        row = {"strategy": name, **results[(p, q)]}
-        bt, t = base["throughput_tokens_per_s"], row["throughput_tokens_per_s"]
-        row["speedup_vs_base"] = t / bt if (bt and t is not None) else None
-        row["hop_reduction_vs_base"] = base["hops"] / row["hops"] if row["hops"] else None
-        rows.append(row)
+    for link_model in links:
+        results = {}
+        for _, p, q in (("Base", "base", "off"),) + tuple(strategies):
+            if (p, q) not in results:
+                engine = Engine(trace, hardware, placement=p, predictor=q, links=link_model, options=options,
+                                workload=workload)
+                results[(p, q)] = summary_fields(trace, run(engine))
+        base = results[("base", "off")]
+        for name, p, q in strategies:
+            row = {"strategy": name, **results[(p, q)]}
+            bt, t = base["throughput_tokens_per_s"], row["throughput_tokens_per_s"]
+            row["speedup_vs_base"] = t / bt if (bt and t is not None) else None
+            row["hop_reduction_vs_base"] = base["hops"] / row["hops"] if row["hops"] else None
+            rows.append(row)
     return rows
 
 

@@ -23,6 +23,8 @@ Unknown mode names raise InputError; a mode change applies from the next layer.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from waferview.links import DEFAULT_LINKS, get_link_model
@@ -35,12 +37,31 @@ from waferview.sim.heatmap import default_top_n
 from waferview.sim.kernel_cache import check_once
 from waferview.sim.loop import loop_for
 from waferview.sim.state import KernelContext, layer_buffers, rates_for
-from waferview.sim.totals import run_totals, totals_dict
+from waferview.sim.totals import bottlenecks, run_totals, totals_dict
 from waferview.sim.workload import Workload
 from waferview.wafer.homes import capacity, home_dies
 from waferview.wafer.mesh import Mesh
 
+PAPER_STEPS = 128   # the study's throughput multiplies the batch by 128 whatever was simulated
 _GET = {"placement": get_placement, "predictor": get_predictor, "links": get_link_model}
+
+
+def region_slices(copy_region, expert_bytes: int) -> int | None:
+    """The copy store's region in slices per die: None for slots, -1 unbounded, else floor(bytes / slice), at
+    least 1 (the study's max(1, floor(region / slice)))."""
+    if copy_region is None:
+        return None
+    if copy_region == "unbounded":
+        return -1
+    return max(1, math.floor(copy_region / (expert_bytes / 3)))
+
+
+def top_n_for(options, num_experts: int) -> int:
+    """The heatmap's row top-n: --top-n, else 20% of the experts rounded up (the study: ceil(0.2 * E) in
+    floating point, which is one more for some E, e.g. 15)."""
+    if options.top_n is not None:
+        return options.top_n
+    return int(math.ceil(0.2 * num_experts)) if options.heatmap_rule == "study" else default_top_n(num_experts)
 
 
 class Engine:
@@ -54,7 +75,9 @@ class Engine:
         self.options = opt = options or PolicyOptions()
         modes = {"placement": _GET["placement"](placement), "predictor": _GET["predictor"](predictor),
                  "links": _GET["links"](links)}   # unknown names fail before any work
-        self.workload = workload if workload is not None else Workload(trace, batch, seed, progress)
+        if workload is not None and not workload.matches(opt):
+            raise ValueError("the workload was drawn with other batch options than these PolicyOptions")
+        self.workload = workload if workload is not None else Workload.for_options(trace, batch, seed, opt, progress)
         self.batch = self.workload.batch
         self.counts = self.workload.counts
         self.mesh = mesh = Mesh(hw.width, hw.height)
@@ -62,15 +85,15 @@ class Engine:
         self.capacity = capacity(m, hw, self.home, float(opt.bytes_per_param))
         slots = self.capacity.copy_slots if opt.copy_slots is None else np.full(mesh.num_dies, opt.copy_slots)
         self.rates = rates_for(hw, m, self.batch.size, float(opt.bytes_per_param))
-        self.store = CopyStore(m.moe_layers, mesh.num_dies, m.num_experts, slots, opt.eviction)
+        self.store = CopyStore(m.moe_layers, mesh.num_dies, m.num_experts, slots, opt.eviction,
+                               region_slices(opt.copy_region, self.rates.expert_bytes))
         self.totals = run_totals(mesh.num_dies, mesh.num_links)
         self.layer = layer_buffers(mesh.num_dies, mesh.num_links)
         copies = self.store.copies.view()
         copies.setflags(write=False)
-        kernel = KernelContext(mesh.tables(), self.rates, self.home, self.counts, self.workload.tokens_per_step, 1,
-                               True)
-        self.context = ModeContext(mesh, hw, self.home, copies, self.rates, opt,
-                                   opt.top_n if opt.top_n is not None else default_top_n(m.num_experts),
+        kernel = KernelContext(mesh.tables(opt.route_order), self.rates, self.home, self.counts,
+                               self.workload.tokens_per_step, self.workload.prefill_steps, opt.read_from == "nearest")
+        self.context = ModeContext(mesh, hw, self.home, copies, self.rates, opt, top_n_for(opt, m.num_experts),
                                    self.workload.seed, self.workload, kernel)
         self._bound: dict[tuple[str, str], object] = {}   # bound modes by (kind, name), kept for the run
         self._modes = {kind: self._bind(kind, cls) for kind, cls in modes.items()}
@@ -232,4 +255,23 @@ class Engine:
             "compute_efficiency": self.compute_efficiency,
             "fits_in_hbm": self.fits_in_hbm,
             "hbm_note": self.hbm_note,
+            **self._choices(),
+            "paper_throughput": self.batch.size * PAPER_STEPS / decode_s if decode_s > 0 else None,
+            "paper_usage": t["busy_sum"] / t["span_capacity"] if t["span_capacity"] > 0 else None,
+            "paper_die_max_over_min": t["span_max_over_min"] / t["span_layers"] if t["span_layers"] else None,
+            "paper_die_max_over_avg": t["span_max_over_mean"] / t["span_layers"] if t["span_layers"] else None,
+            "events": t["events"],
+            "llc_hits": t["llc_hits"],
+            **bottlenecks(self.totals, self.mesh, t["decode_time"], self.position),
         }
+
+    def _choices(self) -> dict:
+        opt = self.options
+        region = opt.copy_region
+        return {"profile": opt.profile, "links": self.links, "route_order": opt.route_order,
+                "base_order": opt.base_order, "allo_planner": opt.allo_planner, "read_from": opt.read_from,
+                "heatmap_rule": opt.heatmap_rule,
+                "copy_region": "slots" if region is None else ("unbounded" if region == "unbounded" else
+                                                               f"{region / 2 ** 30:g}GiB"),
+                "batch_order": opt.batch_order, "prefill_rule": opt.prefill_rule, "max_steps": opt.max_steps,
+                "circuit_rules_off": list(opt.circuit_rules.off)}

@@ -159,7 +159,7 @@ def _gather_chunk(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, 
             if pre_off[r + 1] > pre_off[r]:
                 for j in range(k):
                     last_prefill[g, i, j] = prefill_ids[pre_off[r + 1] - 1, l, j]
-            for s in range(dec_off[r + 1] - dec_off[r]):
+            for s in range(min(dec_off[r + 1] - dec_off[r], gathered.shape[1])):   # a run may stop early
                 for j in range(k):
                     gathered[g, s, i, j] = decode_ids[dec_off[r] + s, l, j]
 

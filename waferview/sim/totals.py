@@ -24,6 +24,9 @@ TOTALS = np.dtype([
     ("pred_hits", "i8"), ("pred_size", "i8"), ("next_active", "i8"), ("pred_layers", "i8"),
     ("decode_time", "f8"), ("prefill_time", "f8"), ("busy_sum", "f8"), ("busy_max_sum", "f8"),
     ("layer_time_sum", "f8"),
+    # the study's die statistics (layers with work; only dies with work in min and mean) and event counts
+    ("span_capacity", "f8"), ("span_max_over_min", "f8"), ("span_max_over_mean", "f8"), ("span_layers", "i8"),
+    ("events", "i8"), ("llc_hits", "i8"),
 ])
 
 
@@ -71,6 +74,25 @@ def add_layer(totals, buffers, prefill, step_tokens, task_e, copied, pred_mode, 
         t.decode_time += s.layer_time
         t.decode_token_layers += step_tokens
         totals.bound_time[s.bound_kind] += s.layer_time
+    t.events += s.events
+    t.llc_hits += s.llc_hits
+    if task_e.shape[0] > 0:   # the study's usage and die ratios, over dies with work
+        busy = buffers.die_busy
+        top = 0.0
+        low = np.inf
+        total = 0.0
+        working = 0
+        for d in range(busy.shape[0]):
+            if busy[d] > 0:
+                working += 1
+                total += busy[d]
+                top = max(top, busy[d])
+                low = min(low, busy[d])
+        if working > 0:
+            t.span_capacity += top * busy.shape[0]
+            t.span_max_over_min += top / low
+            t.span_max_over_mean += top / (total / working)
+            t.span_layers += 1
     if s.bound_kind == BOUND_LINK:
         totals.bound_link_layers[s.bound_index] += 1
     elif s.bound_kind > 0:
@@ -97,3 +119,22 @@ def add_layer(totals, buffers, prefill, step_tokens, task_e, copied, pred_mode, 
         t.pred_size += size
         t.next_active += active
         t.pred_layers += 1
+
+
+def bottlenecks(totals: RunTotals, mesh, decode_ns: float, layers: int) -> dict:
+    """`bound_by` (share of decode time by kind) and `top_bottlenecks` (the resources that set most layers)."""
+    from waferview.sim.state import BOUND_KINDS
+
+    shares = {kind: (float(totals.bound_time[i]) / decode_ns if decode_ns > 0 else 0.0)
+              for i, kind in enumerate(BOUND_KINDS) if kind is not None}
+    found = []
+    labels = {1: "compute", 2: "HBM", 3: "incoming links"}
+    dies = totals.bound_die_layers
+    for d, col in zip(*np.nonzero(dies)):
+        found.append((int(dies[d, col]), f"die {d} {labels[int(col)]}"))
+    for i in np.flatnonzero(totals.bound_link_layers):
+        a, b = mesh.links[i]
+        found.append((int(totals.bound_link_layers[i]), f"link {a}->{b}"))
+    found.sort(key=lambda item: (-item[0], item[1]))
+    top = [{"resource": label, "layers": n, "share": n / layers if layers else 0.0} for n, label in found[:10]]
+    return {"bound_by": shares, "top_bottlenecks": top}
