@@ -63,7 +63,11 @@ def test_summary_provenance_is_the_hardware_and_model_used(tmp_path, capsys, qwe
     assert hw == prov.hardware_dict(load_hardware(str(hw_file)))
     assert p["run_options"] == {"mesh": str(hw_file), "batch": None, "seed": 5, "placement": "ep", "predictor": "lru",
                                 "block_size": 50, "max_split": 5, "top_n": None, "eviction": "never",
-                                "copy_slots": None, "bytes_per_param": 2.0}
+                                "copy_slots": None, "bytes_per_param": 2.0, "profile": "waferview",
+                                "links": "fluid", "route_order": "xy", "base_order": "seeded",
+                                "allo_planner": "waferview", "read_from": "nearest", "heatmap_rule": "waferview",
+                                "batch_order": "seeded", "prefill_rule": "position", "copy_region": None,
+                                "max_steps": None, "circuit_off": []}
 
 
 def test_summary_keeps_its_fields_and_adds_provenance_last(capsys, qwen_cache):
