@@ -115,8 +115,8 @@ def add_profile_args(p: argparse.ArgumentParser, *, links_list: bool = False) ->
                    help=f"link model: {', '.join(LINK_MODELS)} (fluid: full-duplex bandwidth bound per link; "
                         "circuit: the study's discipline)" + ("; a comma-separated list runs every strategy under "
                                                              "each" if links_list else ""))
-    helps = {"route_order": "route dimension order: xy (x first, waferview), yx, short (the short axis first, the "
-                            "study)",
+    helps = {"route_order": "route dimension order: xy (x first, waferview) or yx (y = die id div width first, the "
+                            "study's order: its short axis on 8x3)",
              "base_order": "base placement: seeded (a seeded round-robin, waferview) or first-seen (the study: by "
                            "first appearance, die (k + 7) mod dies)",
              "allo_planner": "allo: waferview (Algorithm 1 as the paper describes it) or study (the study's code)",

@@ -30,7 +30,7 @@ EVICTIONS = ("admit", "lru", "never")
 
 # the study's choices, each one switch (waferview.profiles sets them all for --profile paper)
 CHOICES = {
-    "route_order": ("xy", "yx", "short"),           # dimension order of routes ("short": the short axis first)
+    "route_order": ("xy", "yx"),                    # dimension order of routes: x first, or y first (the study)
     "base_order": ("seeded", "first-seen"),         # base: seeded round-robin, or the study's by first appearance
     "allo_planner": ("waferview", "study"),         # allo: the paper's Algorithm 1 as described, or the study's
     "read_from": ("nearest", "home"),               # a remote read: the nearest holder, or always the home die

@@ -2,7 +2,7 @@
 model's docstring and tests/reference_circuit.py say what each one is):
 
   links circuit        slices as circuits over half-duplex edges, head-of-line wake-up, a barrier per layer
-  route_order short    routes along the short axis first (the study numbers dies along the long axis)
+  route_order yx       routes along y (die id div width) first: the study's x, its short axis on 8x3
   base_order first-seen   Base ranks each layer's experts by first appearance; rank k runs on die (k + 7) mod N
   allo_planner study   the study's planner: its coarse cost model, candidates and blocks of 512
   block_size 512       (its blocks; the paper's text says 50)
@@ -21,7 +21,7 @@ from waferview.policies.base import STUDY_REGION_BYTES
 DESCRIPTION = "the study's simulator: circuit links, its Base order, its Allo planner and predictor, 50 GiB regions"
 SETTINGS = {
     "links": "circuit",
-    "route_order": "short",
+    "route_order": "yx",
     "base_order": "first-seen",
     "allo_planner": "study",
     "block_size": 512,

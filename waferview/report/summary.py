@@ -57,7 +57,7 @@ FIELD_DOCS = {
     'hbm_note': 'why the model does not fit, when it does not',
     'profile': "the profile the choices below default from: waferview (waferview's model) or paper (the study's simulator)",
     'links': 'link model: fluid (full-duplex bandwidth bound) or circuit (the study\'s discipline: slices as circuits over half-duplex edges)',
-    'route_order': 'route dimension order: xy, yx, or short (the short axis first, as the study)',
+    'route_order': 'route dimension order: xy (x first) or yx (y first, the study: along die id div width first)',
     'base_order': 'base: seeded (a seeded round-robin) or first-seen (the study: by first appearance, die (k + 7) mod dies)',
     'allo_planner': "allo: waferview (Algorithm 1 as the paper describes it) or study (the study's code)",
     'read_from': 'a remote read comes from the nearest holder, or from the home die (the study)',

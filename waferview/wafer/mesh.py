@@ -6,8 +6,8 @@ costs a few arrays of dies and links (kernels compute them with waferview.wafer.
   links[n_links, 2]   (src_die, dst_die) of each directed link, sorted by (src, dst)
   nbr_offsets[D+1]    the links leaving die d are links[nbr_offsets[d]:nbr_offsets[d+1]]: its neighbours in
                       id order (y-1, x-1, x+1, y+1), so a link's index is nbr_offsets[src] + the neighbour's rank
-Route orders: "xy" (along x first, then y: waferview's), "yx" (y first), "short" (the shorter axis first,
-y on a square mesh: the study's simulator, whose die ids run along the long axis).
+Route orders: "xy" (along x first, then y: waferview's) and "yx" (y first: the study's simulator, whose x
+axis is our y, the short one on 8x3).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 ROUTE_XY, ROUTE_YX = 0, 1
-ROUTE_ORDERS = ("xy", "yx", "short")
+ROUTE_ORDERS = ("xy", "yx")
 
 
 class MeshTables(NamedTuple):
@@ -69,8 +69,6 @@ class Mesh:
         return int(self.nbr_offsets[a] + np.searchsorted(nbrs, b))
 
     def route_order_code(self, order: str) -> int:
-        if order == "short":
-            return ROUTE_XY if self.width < self.height else ROUTE_YX
         return ROUTE_YX if order == "yx" else ROUTE_XY
 
     def route(self, a: int, b: int, order: str = "xy") -> list[int]:
