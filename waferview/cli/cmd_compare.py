@@ -81,6 +81,6 @@ def run(args) -> int:
     else:
         r0 = rows[0]
         title = (f"waferview compare: {trace.source}  model {trace.model.key}  mesh {r0['mesh']}  "
-                 f"batch {r0['batch']}  seed {r0['seed']}")
+                 f"batch {r0['batch']}  seed {r0['seed']}  profile {r0['profile']}  links {','.join(links)}")
         print(format_compare(rows, title=title))
     return 0

@@ -17,6 +17,7 @@ COMMANDS = {
     "replay": ("cmd_replay", "live replay in the terminal, with mode toggles"),
     "summary": ("cmd_summary", "headless run of one mode: a table, or one JSON object"),
     "compare": ("cmd_compare", "the paper's five strategies (or --modes) on the same batch"),
+    "explain": ("cmd_explain", "where the study's speedups come from: its timing rules switched on one by one"),
     "insights": ("cmd_insights", "trace statistics behind the paper's insights"),
     "fetch": ("cmd_fetch", "download traces from the Hugging Face Hub"),
     "synth": ("cmd_synth", "synthetic traces in the dataset's exact format, or straight to a cache"),

@@ -162,8 +162,55 @@ def _hop_reduction(row: dict) -> str:
     return "-"
 
 
+def _table(header: list[str], body: list[list[str]], left: int = 2) -> list[str]:
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return [line(header)] + [line(b) for b in body]
+
+
+def _notes(rows: list[dict], title: str) -> list[str]:
+    lines = [title] if title else []
+    first = rows[0] if rows else {}
+    if first.get("fits_in_hbm") is False:
+        lines.append(f"WARNING: {first.get('hbm_note') or 'the model does not fit the wafer HBM'}")
+    if first.get("batch_note"):
+        lines.append(f"note: {first['batch_note']}")
+    return lines
+
+
+def format_compare_links(rows: list[dict], title: str = "") -> str:
+    """compare --links A,B: one line per strategy, each link model's throughput, speedup and hop reduction
+    side by side (speedups against Base under the same link model)."""
+    links = list(dict.fromkeys(r["links"] for r in rows))
+    by = {(r["strategy"], r["links"]): r for r in rows}
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    header = ["strategy", "modes"]
+    for name in links:
+        header += [f"{name} tok/s", f"{name} speedup", f"{name} hop red."]
+    body = []
+    for strategy in strategies:
+        first = next(r for r in rows if r["strategy"] == strategy)
+        cells = [strategy, f"{first['placement']}/{first['predictor']}"]
+        for name in links:
+            r = by.get((strategy, name))
+            tput = None if r is None else r.get("throughput_tokens_per_s")
+            speed = None if r is None else r.get("speedup_vs_base")
+            cells += ["-" if tput is None else f"{tput:,.0f}", "-" if speed is None else f"{speed:.2f}x",
+                      "-" if r is None else _hop_reduction(r)]
+        body.append(cells)
+    lines = _notes(rows, title) + _table(header, body)
+    lines.append("speedup and hop red.: against Base under the same link model")
+    return "\n".join(lines)
+
+
 def format_compare(rows: list[dict], title: str = "") -> str:
-    """The compare table: one line per strategy, warnings first."""
+    """The compare table: one line per strategy, warnings first (side by side per link model when the rows
+    come from several)."""
+    if len({r.get("links") for r in rows}) > 1:
+        return format_compare_links(rows, title)
     header = [c[0] for c in COMPARE_COLUMNS]
     body = []
     for r in rows:
@@ -176,19 +223,7 @@ def format_compare(rows: list[dict], title: str = "") -> str:
             else:
                 cells.append(fmt(r.get(key)))
         body.append(cells)
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
-    lines = [title] if title else []
-    first = rows[0] if rows else {}
-    if first.get("fits_in_hbm") is False:
-        lines.append(f"WARNING: {first.get('hbm_note') or 'the model does not fit the wafer HBM'}")
-    if first.get("batch_note"):
-        lines.append(f"note: {first['batch_note']}")
-
-    def line(cells):
-        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    lines.append(line(header))
-    lines.extend(line(b) for b in body)
+    lines = _notes(rows, title) + _table(header, body)
     if any(r.get("hops") == 0 for r in rows):
         lines.append("hop red.: Base hops / this run's hops; 'no hops' where a run moved no weights between dies")
     return "\n".join(lines)
