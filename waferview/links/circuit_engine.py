@@ -1,9 +1,12 @@
 """The event engine of the circuit link model (links/circuit.py says what it simulates; tests/reference_circuit.py
 is the slow, obvious restatement it agrees with exactly, event for event).
 
-Everything is arrays: stages (time, kind, chain, resources, admitted), chains (task, matrix, start, flags),
-resources (locked, free_at, a wait queue each: a row of q_stage / q_seq), the event heap. Layers start at
-time 0 (a layer depends only on the LLC and the copy store it starts with, not on when it starts).
+Everything is arrays: stages (time, kind, chain, resources, admitted), chains (task, matrix, start, source,
+routes), resources (locked, free_at, a wait queue each: a segment of q_stage / q_seq whose size is bounded
+before the layer starts by the stages that can use the resource), the event heap. simulate_layer allocates
+them and runs the event loop, _events, which allocates nothing and is compiled without reference counting:
+numba counts references to every array a helper is handed, and that cost more than the events themselves.
+Layers start at time 0 (a layer depends only on the LLC and the copy store it starts with).
 Order matters as much as time: successors are created in the study's order, wake-ups follow the released
 resources' order, and the heaps make CPython heapq's moves (links/heaps.py), so equal times resolve the same.
 """
@@ -16,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from waferview.links.heaps import heapify_wait, pop_time, pop_wait, push_time, push_wait
-from waferview.sim.copystore import count_read, holds_slice, read_slice, write_slice
+from waferview.sim.copystore import EVICT_ADMIT, READS, read_slice_of, write_slice_of
 from waferview.wafer.routes import route_into
 
 # stage kinds
@@ -30,7 +33,7 @@ def _ceil(x):
     return math.ceil(x)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _efficiency(bounds, values, tokens):
     for i in range(bounds.shape[0]):
         if bounds[i] < 0 or tokens <= bounds[i]:
@@ -38,7 +41,7 @@ def _efficiency(bounds, values, tokens):
     return values[values.shape[0] - 1]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _llc_holds(llc, llc_len, d, key, sets, expert):
     s = expert % sets
     for w in range(llc_len[d, s]):
@@ -47,7 +50,7 @@ def _llc_holds(llc, llc_len, d, key, sets, expert):
     return False
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _llc_fill(llc, llc_len, d, key, sets, expert):
     """The study's LLC fill: a present key moves to the newest way, else the oldest way goes when full."""
     s = expert % sets
@@ -71,12 +74,12 @@ def _llc_fill(llc, llc_len, d, key, sets, expert):
     llc_len[d, s] = n + 1
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _admit(stages, n, st_time, st_prio, st_admitted, st_res0, st_nres, pool, locked, free_at, heap, n_heap,
-           q_stage, q_seq, q_len, seq):
+           q_stage, q_seq, q_off, q_len, seq):
     """Admission of newly created stages, in creation order: a stage whose resources are all free locks them
     and starts no earlier than any is free; any other waits on every one of them (free ones included).
-    Returns (q_stage, q_seq, seq, n_heap): the queue rows grow (doubling) when one is full."""
+    Returns (seq, n_heap)."""
     for k in range(n):
         s = stages[k]
         free = True
@@ -95,134 +98,50 @@ def _admit(stages, n, st_time, st_prio, st_admitted, st_res0, st_nres, pool, loc
         else:
             for j in range(st_res0[s], st_res0[s] + st_nres[s]):
                 r = pool[j]
-                if q_len[r] >= q_stage.shape[1]:
-                    cap = q_stage.shape[1]
-                    bigger_s = np.empty((q_stage.shape[0], 2 * cap), dtype=np.int64)
-                    bigger_q = np.empty((q_stage.shape[0], 2 * cap), dtype=np.int64)
-                    bigger_s[:, :cap] = q_stage
-                    bigger_q[:, :cap] = q_seq
-                    q_stage, q_seq = bigger_s, bigger_q
-                q_len[r] = push_wait(q_stage[r], q_seq[r], q_len[r], s, seq, st_time, st_prio)
+                q_len[r] = push_wait(q_stage, q_seq, q_off[r], q_len[r], s, seq, st_time, st_prio)
                 seq += 1
-    return q_stage, q_seq, seq, n_heap
+    return seq, n_heap
 
 
-@njit(nogil=True, cache=True)
-def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
-    mesh, rates = ctx.mesh, ctx.rates
-    D = mesh.num_dies
-    E = store.copies.shape[2]
+@njit(nogil=True, cache=True, _nrt=False)
+def _events(state, ctx, layer, position, tasks, store, st, ch, res, work, out, n_st, n_pool):
+    """The event loop of one layer (see the module docstring): no allocation, no reference counting."""
+    D = ctx.mesh.num_dies
     home = ctx.home
-    task_e, task_d, task_tok, task_src, want, copied = (tasks.expert, tasks.die, tasks.tokens, tasks.source,
-                                                        tasks.want, tasks.copied)
-    T = task_e.shape[0]
-    link_resource = state.link_resource
+    rates = ctx.rates
+    task_e, task_d, task_tok, want, copied = tasks.expert, tasks.die, tasks.tokens, tasks.want, tasks.copied
+    E = store.copies.shape[2]
+    copies, count, capacity, lru, lru_head, lru_tail, eviction = (store.copies, store.count, store.capacity,
+                                                                  store.lru, store.head, store.tail, store.eviction)
     llc, llc_len = state.llc, state.llc_len
     sets = llc.shape[1]
     use_llc = state.llc_hits
     slice_bytes = state.slice_bytes
     hbm_rate, link_rate = rates.hbm_rate, rates.link_rate
     dram_lat, hop_ns = rates.hbm_latency, rates.hop_latency
-    request_ser = _ceil(rates.header_bytes / link_rate)
+    header_bytes = rates.header_bytes
+    request_ser = _ceil(header_bytes / link_rate)
     data_ser = _ceil(slice_bytes / link_rate)
     holder_ns = int(dram_lat) + _ceil(slice_bytes / hbm_rate)
-
-    # ---- chains, in (expert, matrix) order: the plan sorted by expert, stably
-    order = np.argsort(task_e, kind="mergesort")
-    C = T * MATRICES
-    ch_task = np.empty(C, dtype=np.int64)
-    ch_matrix = np.empty(C, dtype=np.int64)
-    ch_start = np.zeros(C, dtype=np.int64)
-    ch_src = np.empty(C, dtype=np.int64)      # where a remote fetch reads from (set at issue)
-    ch_via_llc = np.zeros(C, dtype=np.bool_)
-    for i in range(T):
-        for m in range(MATRICES):
-            c = i * MATRICES + m
-            ch_task[c] = order[i]
-            ch_matrix[c] = m
-    # ---- stages (a generous bound: 11 stages a chain, doubled for deferred creation) and their resources
-    route_room = mesh.width + mesh.height
-    S = C * 24 + 16
-    st_time = np.zeros(S, dtype=np.int64)
-    st_kind = np.zeros(S, dtype=np.int64)
-    st_chain = np.zeros(S, dtype=np.int64)
-    st_prio = np.zeros(S, dtype=np.int64)
-    st_admitted = np.zeros(S, dtype=np.bool_)
-    st_res0 = np.zeros(S, dtype=np.int64)
-    st_nres = np.zeros(S, dtype=np.int64)
-    st_defer = np.full(S, -1, dtype=np.int64)
-    pool = np.empty(C * (2 * route_room + 12) + 16, dtype=np.int64)
-    n_pool = 0
-    n_st = 0
-    # ---- resources: port, DRAM, compute of each die, then the mesh edges (or directed links)
-    R = 3 * D + state.n_link_resources
-    locked = np.zeros(R, dtype=np.bool_)
-    free_at = np.zeros(R, dtype=np.int64)
-    q_stage = np.empty((R, 16), dtype=np.int64)
-    q_seq = np.empty((R, 16), dtype=np.int64)
-    q_len = np.zeros(R, dtype=np.int64)
+    issue_ns, llc_hit_ns, llc_fill_ns = state.issue_ns, state.llc_hit_ns, state.llc_fill_ns
+    request_legs, circuit_latency = state.request_legs, state.circuit_latency
+    lock_at_creation, head_of_line = state.lock_at_creation, state.head_of_line
+    hidden, inter, compute_rate = state.hidden, state.inter, state.compute_rate
+    eff_bounds, eff_values = state.eff_bounds, state.eff_values
+    st_time, st_kind, st_chain, st_prio, st_admitted, st_res0, st_nres, st_defer = st
+    ch_task, ch_matrix, ch_start, ch_src, ch_via_llc, ch_hops, ch_req0, ch_data0 = ch
+    locked, free_at, q_stage, q_seq, q_off, q_len = res
+    heap, heads, admit_list, pool, waiting, wseq, succ_kind, succ_res0, succ_nres = work
+    (span_start, span_end, die_compute, die_dram, die_in, die_port, link_bytes, dram_bytes, d2d, writes, counts,
+     sums) = out
+    hops = headers = local_slices = copy_reads = evictions = events = llc_hits = end = 0
+    local_bytes = remote_bytes = write_bytes = 0.0
     seq = 0
-    heap = np.empty(S, dtype=np.int64)
     n_heap = 0
-    heads = np.empty(route_room + 4, dtype=np.int64)
-    waiting = np.empty(S, dtype=np.int64)    # non-head-of-line wake-ups
-    wseq = np.empty(S, dtype=np.int64)
-    route = np.empty(route_room, dtype=np.int64)
-    # successors of the stage being run: (kind, time, resources ...) created after it, in order
-    succ_kind = np.empty(2, dtype=np.int64)
-    succ_time = np.empty(2, dtype=np.int64)
-    succ_res0 = np.empty(2, dtype=np.int64)
-    succ_nres = np.empty(2, dtype=np.int64)
-    # ---- outputs
-    span_start = np.full(D, -1, dtype=np.int64)
-    span_end = np.zeros(D, dtype=np.int64)
-    die_compute = np.zeros(D)
-    die_dram = np.zeros(D)
-    die_in = np.zeros(D)
-    die_port = np.zeros(D)
-    link_bytes = buffers.link_bytes
-    link_bytes[:] = 0
-    dram_bytes = buffers.die_hbm_bytes
-    dram_bytes[:] = 0
-    d2d = buffers.die_d2d_bytes
-    d2d[:] = 0
-    writes = buffers.copy_writes
-    writes[:] = 0
-    hops = 0
-    headers = 0
-    local_bytes = 0.0
-    remote_bytes = 0.0
-    write_bytes = 0.0
-    local_slices = 0
-    copy_reads = 0
-    evictions = 0
-    events = 0
-    llc_hits = 0
-    end = 0
-    for t in range(T):
-        copied[t] = False
-
-    # ---- the initial issue stages
-    for c in range(C):
-        t = ch_task[c]
-        st_time[n_st] = 0
-        st_kind[n_st] = ISSUE
-        st_chain[n_st] = c
-        st_prio[n_st] = 1 if task_d[t] != home[task_e[t]] else 0
-        st_res0[n_st] = n_pool
-        st_nres[n_st] = 1
-        pool[n_pool] = task_d[t]          # the port of d
-        n_pool += 1
-        n_st += 1
-    pending = 0   # stages created and not yet admitted or queued (processed through `admit_list`)
-    admit_list = np.empty(S, dtype=np.int64)
-    for s in range(n_st):
-        admit_list[pending] = s
-        pending += 1
-
+    pending = n_st   # the initial issue stages, in admit_list
     while True:
-        q_stage, q_seq, seq, n_heap = _admit(admit_list, pending, st_time, st_prio, st_admitted, st_res0, st_nres,
-                                             pool, locked, free_at, heap, n_heap, q_stage, q_seq, q_len, seq)
+        seq, n_heap = _admit(admit_list, pending, st_time, st_prio, st_admitted, st_res0, st_nres, pool, locked,
+                             free_at, heap, n_heap, q_stage, q_seq, q_off, q_len, seq)
         pending = 0
         if n_heap == 0:
             break
@@ -245,13 +164,13 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
         occupancy = 0
         if kind == ISSUE:
             ch_start[c] = now
-            if m == 0 and home[e] != d:
-                count_read(store, layer, d, e)
-            own_dram = home[e] == d or holds_slice(store, layer, d, e, m)
+            if m == 0 and home[e] != d and eviction == EVICT_ADMIT:
+                lru[d, layer * E + e, READS] += 1
+            own_dram = home[e] == d or (copies[layer, d, e] >> m) & 1 == 1
             own_llc = use_llc and _llc_holds(llc, llc_len, d, key, sets, e)
             if own_llc:
                 llc_hits += 1
-                latency = state.llc_hit_ns
+                latency = llc_hit_ns
                 succ_kind[0] = COMPUTE
                 succ_res0[0] = n_pool
                 pool[n_pool] = 2 * D + d
@@ -260,7 +179,7 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                 n_succ = 1
                 local_slices += 1
             elif own_dram:
-                latency = state.issue_ns
+                latency = issue_ns
                 succ_kind[0] = LOCAL_READ
                 succ_res0[0] = n_pool
                 pool[n_pool] = D + d
@@ -271,35 +190,28 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                 if home[e] != d:
                     copy_reads += 1
             else:
-                src = home[e]
-                if ctx.read_nearest and task_src[t] != d:
-                    src = task_src[t]
-                ch_src[c] = src
+                src = ch_src[c]
                 via = use_llc and _llc_holds(llc, llc_len, src, key, sets, e)
                 ch_via_llc[c] = via
                 if via:
                     llc_hits += 1
-                latency = state.issue_ns
+                latency = issue_ns
+                # both routes were laid out in the pool before the layer (setup): request links, request
+                # resources, data links, data resources
+                h = ch_hops[c]
                 succ_kind[0] = REQUEST_LEG
-                succ_res0[0] = n_pool
-                n_links = 0
-                if state.request_legs:
-                    h = route_into(mesh, d, src, route)
-                    for i in range(h):
-                        pool[n_pool + i] = 3 * D + link_resource[route[i]]
-                    n_links = h
-                n_pool += n_links
-                succ_nres[0] = n_links
+                succ_res0[0] = ch_req0[c] + h
+                succ_nres[0] = h if request_legs else 0
                 n_succ = 1
             occupancy = latency
         elif kind == REQUEST_LEG:
             src = ch_src[c]
-            h = route_into(mesh, d, src, route)
+            h = ch_hops[c]
             hops += h
-            headers += rates.header_bytes
+            headers += header_bytes
             for i in range(h):
-                link_bytes[route[i]] += rates.header_bytes
-            d2d[src] += rates.header_bytes
+                link_bytes[pool[ch_req0[c] + i]] += header_bytes
+            d2d[src] += header_bytes
             latency = int(hop_ns * h) + request_ser
             succ_kind[0] = REMOTE_LLC_READ if ch_via_llc[c] else HOLDER_READ
             succ_res0[0] = n_pool
@@ -307,7 +219,7 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             n_pool += 1
             succ_nres[0] = 1
             n_succ = 1
-            occupancy = latency if state.circuit_latency else request_ser
+            occupancy = latency if circuit_latency else request_ser
         elif kind == HOLDER_READ or kind == REMOTE_LLC_READ:
             src = ch_src[c]
             if kind == HOLDER_READ:
@@ -322,22 +234,17 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                 succ_nres[n_succ] = 1
                 n_succ += 1
             else:
-                latency = state.llc_hit_ns
+                latency = llc_hit_ns
                 die_port[src] += latency
-            h = route_into(mesh, src, d, route)
             succ_kind[n_succ] = DATA_LEG
-            succ_res0[n_succ] = n_pool
-            for i in range(h):
-                pool[n_pool + i] = 3 * D + link_resource[route[i]]
-            n_pool += h
-            succ_nres[n_succ] = h
+            succ_res0[n_succ] = ch_data0[c] + ch_hops[c]
+            succ_nres[n_succ] = ch_hops[c]
             n_succ += 1
             occupancy = latency
         elif kind == DATA_LEG:
-            src = ch_src[c]
-            h = route_into(mesh, src, d, route)
+            h = ch_hops[c]
             for i in range(h):
-                link_bytes[route[i]] += int(slice_bytes)
+                link_bytes[pool[ch_data0[c] + i]] += int(slice_bytes)
             d2d[d] += int(slice_bytes)
             latency = int(hop_ns * h) + data_ser
             die_in[d] += latency
@@ -354,10 +261,10 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             n_pool += 1
             succ_nres[n_succ] = 1
             n_succ += 1
-            occupancy = latency if state.circuit_latency else data_ser
+            occupancy = latency if circuit_latency else data_ser
         elif kind == LOCAL_READ:
-            read_slice(store, layer, d, e, m, position)
-            nbytes = slice_bytes + task_tok[t] * (state.hidden + state.inter) * 3 * 2 / 3
+            read_slice_of(copies, lru, lru_head, lru_tail, eviction, layer, d, e, m, position)
+            nbytes = slice_bytes + task_tok[t] * (hidden + inter) * 3 * 2 / 3
             latency = int(dram_lat) + _ceil(nbytes / hbm_rate)
             local_bytes += nbytes
             dram_bytes[d] += int(nbytes)
@@ -376,14 +283,15 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
         elif kind == LOCAL_FILL or kind == REMOTE_FILL:
             if use_llc:
                 _llc_fill(llc, llc_len, d if kind == LOCAL_FILL else ch_src[c], key, sets, e)
-            latency = state.llc_fill_ns
+            latency = llc_fill_ns
             die_port[d if kind == LOCAL_FILL else ch_src[c]] += latency
             succ_kind[0] = DONE
             succ_nres[0] = 0
             n_succ = 1
             occupancy = latency
         elif kind == COPY_WRITE:
-            written, evicted = write_slice(store, layer, d, e, m, position)
+            written, evicted = write_slice_of(copies, count, capacity, lru, lru_head, lru_tail, eviction, layer, d, e,
+                                              m, position)
             evictions += evicted
             if written:
                 copied[t] = True
@@ -398,8 +306,8 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             occupancy = latency
         elif kind == COMPUTE:
             n = task_tok[t]
-            ops = 2 * 3 * state.hidden * state.inter * n / 3
-            latency = _ceil(ops / (state.compute_rate * _efficiency(state.eff_bounds, state.eff_values, n)))
+            ops = 2 * 3 * hidden * inter * n / 3
+            latency = _ceil(ops / (compute_rate * _efficiency(eff_bounds, eff_values, n)))
             die_compute[d] += latency
             succ_kind[0] = DONE
             succ_nres[0] = 0
@@ -420,7 +328,7 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             st_prio[ns] = st_prio[s]
             st_res0[ns] = succ_res0[k]
             st_nres[ns] = succ_nres[k]
-            if state.lock_at_creation:
+            if lock_at_creation:
                 admit_list[pending] = ns
                 pending += 1
             else:
@@ -430,11 +338,14 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                 st_kind[holder] = CREATE
                 st_defer[holder] = ns
                 st_admitted[holder] = True
+                st_res0[holder] = 0
                 st_nres[holder] = 0
+                st_chain[holder] = c
+                st_prio[holder] = 0
                 n_heap = push_time(heap, n_heap, holder, st_time)
         # the study admits successors before it releases this stage's resources: do the same
-        q_stage, q_seq, seq, n_heap = _admit(admit_list, pending, st_time, st_prio, st_admitted, st_res0, st_nres,
-                                             pool, locked, free_at, heap, n_heap, q_stage, q_seq, q_len, seq)
+        seq, n_heap = _admit(admit_list, pending, st_time, st_prio, st_admitted, st_res0, st_nres, pool, locked,
+                             free_at, heap, n_heap, q_stage, q_seq, q_off, q_len, seq)
         pending = 0
         # release this stage's resources, then wake their waiters
         release = now + occupancy
@@ -443,14 +354,15 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             locked[r] = False
             if free_at[r] < release:
                 free_at[r] = release
-        if state.head_of_line:
+        if head_of_line:
             n_heads = 0
             for j in range(st_res0[s], st_res0[s] + st_nres[s]):
                 r = pool[j]
-                while q_len[r] > 0 and st_admitted[q_stage[r, 0]]:
-                    q_len[r] = pop_wait(q_stage[r], q_seq[r], q_len[r], st_time, st_prio)
+                base = q_off[r]
+                while q_len[r] > 0 and st_admitted[q_stage[base]]:
+                    q_len[r] = pop_wait(q_stage, q_seq, base, q_len[r], st_time, st_prio)
                 if q_len[r] > 0:
-                    n_heads = push_time(heads, n_heads, q_stage[r, 0], st_time)
+                    n_heads = push_time(heads, n_heads, q_stage[base], st_time)
             while n_heads > 0:
                 w, n_heads = pop_time(heads, n_heads, st_time)
                 if _try_admit(w, release, st_admitted, st_res0, st_nres, pool, locked, free_at, st_time):
@@ -459,8 +371,8 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             n_w = 0
             for j in range(st_res0[s], st_res0[s] + st_nres[s]):
                 r = pool[j]
-                for i in range(q_len[r]):
-                    w = q_stage[r, i]
+                for i in range(q_off[r], q_off[r] + q_len[r]):
+                    w = q_stage[i]
                     if st_admitted[w]:
                         continue
                     seen = -1
@@ -470,10 +382,10 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                             break
                     if seen < 0:
                         waiting[n_w] = w
-                        wseq[n_w] = q_seq[r, i]
+                        wseq[n_w] = q_seq[i]
                         n_w += 1
-                    elif q_seq[r, i] < wseq[seen]:
-                        wseq[seen] = q_seq[r, i]
+                    elif q_seq[i] < wseq[seen]:
+                        wseq[seen] = q_seq[i]
             # in queue order: priority desc, time asc, arrival asc (insertion sort: a few at a time)
             for i in range(1, n_w):
                 w, q = waiting[i], wseq[i]
@@ -491,15 +403,133 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                     n_heap = push_time(heap, n_heap, w, st_time)
             for j in range(st_res0[s], st_res0[s] + st_nres[s]):
                 r = pool[j]
+                base = q_off[r]
                 kept = 0
                 for i in range(q_len[r]):
-                    if not st_admitted[q_stage[r, i]]:
-                        q_stage[r, kept] = q_stage[r, i]
-                        q_seq[r, kept] = q_seq[r, i]
+                    if not st_admitted[q_stage[base + i]]:
+                        q_stage[base + kept] = q_stage[base + i]
+                        q_seq[base + kept] = q_seq[base + i]
                         kept += 1
                 q_len[r] = kept
-                heapify_wait(q_stage[r], q_seq[r], kept, st_time, st_prio)
+                heapify_wait(q_stage, q_seq, base, kept, st_time, st_prio)
         end = now
+
+    counts[0] = hops
+    counts[1] = headers
+    counts[2] = local_slices
+    counts[3] = copy_reads
+    counts[4] = evictions
+    counts[5] = events
+    counts[6] = llc_hits
+    counts[7] = end
+    sums[0] = local_bytes
+    sums[1] = remote_bytes
+    sums[2] = write_bytes
+
+
+@njit(nogil=True, cache=True)
+def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
+    mesh = ctx.mesh
+    D = mesh.num_dies
+    home = ctx.home
+    task_e, task_d, task_tok, task_src, copied = tasks.expert, tasks.die, tasks.tokens, tasks.source, tasks.copied
+    T = task_e.shape[0]
+    link_resource = state.link_resource
+    lock_at_creation, head_of_line = state.lock_at_creation, state.head_of_line
+    # ---- chains, in (expert, matrix) order: the plan sorted by expert, stably; a remote fetch's source and
+    # both its routes are fixed by the task, so they are laid out now: request links, request resources,
+    # data links, data resources (the resources are where the queues' sizes come from)
+    order = np.argsort(task_e, kind="mergesort")
+    C = T * MATRICES
+    route_room = mesh.width + mesh.height
+    pool = np.empty(C * (4 * route_room + 12) + 16, dtype=np.int64)
+    n_pool = 0
+    ch = (np.empty(C, dtype=np.int64), np.empty(C, dtype=np.int64), np.zeros(C, dtype=np.int64),
+          np.empty(C, dtype=np.int64), np.zeros(C, dtype=np.bool_), np.zeros(C, dtype=np.int64),
+          np.zeros(C, dtype=np.int64), np.zeros(C, dtype=np.int64))
+    ch_task, ch_matrix, _, ch_src, _, ch_hops, ch_req0, ch_data0 = ch
+    R = 3 * D + state.n_link_resources
+    q_cap = np.zeros(R, dtype=np.int64)   # stages that can wait on each resource (each waits once at most)
+    route = np.empty(route_room, dtype=np.int64)
+    for i in range(T):
+        t = order[i]
+        d = task_d[t]
+        e = task_e[t]
+        src = home[e]
+        if ctx.read_nearest and task_src[t] != d:
+            src = task_src[t]
+        for m in range(MATRICES):
+            c = i * MATRICES + m
+            ch_task[c] = t
+            ch_matrix[c] = m
+            ch_src[c] = src
+            q_cap[d] += 2            # port: issue, local LLC fill
+            q_cap[D + d] += 2        # DRAM: local read, copy write
+            q_cap[2 * D + d] += 1    # compute
+            if home[e] != d:         # a fetch is possible: its legs, the holder's DRAM and port
+                q_cap[src] += 2
+                q_cap[D + src] += 1
+                h = route_into(mesh, d, src, route)
+                ch_hops[c] = h
+                ch_req0[c] = n_pool
+                for k in range(h):
+                    pool[n_pool + k] = route[k]
+                    pool[n_pool + h + k] = 3 * D + link_resource[route[k]]
+                    q_cap[3 * D + link_resource[route[k]]] += 1
+                n_pool += 2 * h
+                route_into(mesh, src, d, route)
+                ch_data0[c] = n_pool
+                for k in range(h):
+                    pool[n_pool + k] = route[k]
+                    pool[n_pool + h + k] = 3 * D + link_resource[route[k]]
+                    q_cap[3 * D + link_resource[route[k]]] += 1
+                n_pool += 2 * h
+    q_off = np.zeros(R, dtype=np.int64)
+    for r in range(1, R):
+        q_off[r] = q_off[r - 1] + q_cap[r - 1]
+    total = q_off[R - 1] + q_cap[R - 1] if R > 0 else 0
+    res = (np.zeros(R, dtype=np.bool_), np.zeros(R, dtype=np.int64), np.empty(total + 1, dtype=np.int64),
+           np.empty(total + 1, dtype=np.int64), q_off, np.zeros(R, dtype=np.int64))
+    # ---- stages: at most 11 a chain, twice that when creation is deferred; every entry written when made
+    S = C * (11 if lock_at_creation else 22) + 1
+    st = (np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64),
+          np.empty(S, dtype=np.int64), np.zeros(S, dtype=np.bool_), np.empty(S, dtype=np.int64),
+          np.empty(S, dtype=np.int64), np.empty(S if not lock_at_creation else 1, dtype=np.int64))
+    st_time, st_kind, st_chain, st_prio, _, st_res0, st_nres, _ = st
+    admit_list = np.empty(S, dtype=np.int64)
+    work = (np.empty(S, dtype=np.int64), np.empty(route_room + 4, dtype=np.int64), admit_list, pool,
+            np.empty(S if not head_of_line else 1, dtype=np.int64), np.empty(S if not head_of_line else 1, dtype=np.int64),
+            np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64))
+    out = (np.full(D, -1, dtype=np.int64), np.zeros(D, dtype=np.int64), np.zeros(D), np.zeros(D), np.zeros(D),
+           np.zeros(D), buffers.link_bytes, buffers.die_hbm_bytes, buffers.die_d2d_bytes, buffers.copy_writes,
+           np.zeros(8, dtype=np.int64), np.zeros(3))
+    span_start, span_end, die_compute, die_dram, die_in, die_port = out[0], out[1], out[2], out[3], out[4], out[5]
+    buffers.link_bytes[:] = 0
+    buffers.die_hbm_bytes[:] = 0
+    buffers.die_d2d_bytes[:] = 0
+    buffers.copy_writes[:] = 0
+    for t in range(T):
+        copied[t] = False
+    # ---- the initial issue stages, to be admitted first
+    n_st = 0
+    for c in range(C):
+        t = ch_task[c]
+        st_time[n_st] = 0
+        st_kind[n_st] = ISSUE
+        st_chain[n_st] = c
+        st_prio[n_st] = 1 if task_d[t] != home[task_e[t]] else 0
+        st_res0[n_st] = n_pool
+        st_nres[n_st] = 1
+        pool[n_pool] = task_d[t]          # the port of d
+        n_pool += 1
+        admit_list[n_st] = n_st
+        n_st += 1
+    _events(state, ctx, layer, position, tasks, store, st, ch, res, work, out, n_st, n_pool)
+    counts, sums = out[10], out[11]
+    hops, headers, local_slices, copy_reads, evictions, events, llc_hits, end = (counts[0], counts[1], counts[2],
+                                                                               counts[3], counts[4], counts[5],
+                                                                               counts[6], counts[7])
+    local_bytes, remote_bytes, write_bytes = sums[0], sums[1], sums[2]
 
     # ---- the layer's figures
     busy_sum = 0.0

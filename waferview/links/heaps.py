@@ -7,7 +7,8 @@ of moves gives; the circuit model must make the same moves to give the same time
 Two orders, each read live (a stage's time can change while it sits in a heap, as in the study):
   by time    stage a before b  iff  time[a] < time[b]                                  (the event heap)
   waiting    entry i before j  iff  (priority desc, time of its stage asc, arrival asc)  (a resource's queue)
-Heaps are (items, length) with items an int64 array; a queue is one row of a 2-D array.
+Heaps are (items, length) with items an int64 array; the wait queues share two flat arrays (stage ids and
+arrival numbers), each queue a segment starting at `base` (a view per queue would cost a reference count).
 """
 
 from __future__ import annotations
@@ -73,58 +74,59 @@ def _before(si, qi, sj, qj, time, priority):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _down_wait(stages, seqs, start, pos, time, priority):
-    s, q = stages[pos], seqs[pos]
+def _down_wait(stages, seqs, base, start, pos, time, priority):
+    s, q = stages[base + pos], seqs[base + pos]
     while pos > start:
         parent = (pos - 1) >> 1
-        if _before(s, q, stages[parent], seqs[parent], time, priority):
-            stages[pos] = stages[parent]
-            seqs[pos] = seqs[parent]
+        if _before(s, q, stages[base + parent], seqs[base + parent], time, priority):
+            stages[base + pos] = stages[base + parent]
+            seqs[base + pos] = seqs[base + parent]
             pos = parent
             continue
         break
-    stages[pos] = s
-    seqs[pos] = q
+    stages[base + pos] = s
+    seqs[base + pos] = q
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _up_wait(stages, seqs, n, pos, time, priority):
+def _up_wait(stages, seqs, base, n, pos, time, priority):
     start = pos
-    s, q = stages[pos], seqs[pos]
+    s, q = stages[base + pos], seqs[base + pos]
     child = 2 * pos + 1
     while child < n:
         right = child + 1
-        if right < n and not _before(stages[child], seqs[child], stages[right], seqs[right], time, priority):
+        if right < n and not _before(stages[base + child], seqs[base + child], stages[base + right],
+                                     seqs[base + right], time, priority):
             child = right
-        stages[pos] = stages[child]
-        seqs[pos] = seqs[child]
+        stages[base + pos] = stages[base + child]
+        seqs[base + pos] = seqs[base + child]
         pos = child
         child = 2 * pos + 1
-    stages[pos] = s
-    seqs[pos] = q
-    _down_wait(stages, seqs, start, pos, time, priority)
+    stages[base + pos] = s
+    seqs[base + pos] = q
+    _down_wait(stages, seqs, base, start, pos, time, priority)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def push_wait(stages, seqs, n, stage, seq, time, priority):
-    stages[n] = stage
-    seqs[n] = seq
-    _down_wait(stages, seqs, 0, n, time, priority)
+def push_wait(stages, seqs, base, n, stage, seq, time, priority):
+    stages[base + n] = stage
+    seqs[base + n] = seq
+    _down_wait(stages, seqs, base, 0, n, time, priority)
     return n + 1
 
 
 @njit(nogil=True, cache=True, inline="always")
-def pop_wait(stages, seqs, n, time, priority):
-    """Drop the first entry; returns the new length."""
+def pop_wait(stages, seqs, base, n, time, priority):
+    """Drop the first entry of the queue at `base`; returns the new length."""
     n -= 1
     if n > 0:
-        stages[0] = stages[n]
-        seqs[0] = seqs[n]
-        _up_wait(stages, seqs, n, 0, time, priority)
+        stages[base] = stages[base + n]
+        seqs[base] = seqs[base + n]
+        _up_wait(stages, seqs, base, n, 0, time, priority)
     return n
 
 
-@njit(nogil=True, cache=True)
-def heapify_wait(stages, seqs, n, time, priority):
+@njit(nogil=True, cache=True, inline="always")
+def heapify_wait(stages, seqs, base, n, time, priority):
     for pos in range(n // 2 - 1, -1, -1):
-        _up_wait(stages, seqs, n, pos, time, priority)
+        _up_wait(stages, seqs, base, n, pos, time, priority)

@@ -236,32 +236,43 @@ def holds_slice(store, layer, d, e, m):
     return (store.copies[layer, d, e] >> m) & 1 == 1
 
 
+@njit(nogil=True, cache=True, inline="always")
+def read_slice_of(copies, lru, head, tail, eviction, layer, d, e, m, now):
+    """read_slice on the store's arrays (for event loops, which fetch them once)."""
+    E = copies.shape[2]
+    if eviction == EVICT_REGION:
+        if (copies[layer, d, e] >> m) & 1 == 1:   # only listed keys may move (a partial copy lacks some)
+            _refresh(lru, head, tail, d, (layer * E + e) * SLICES + m)
+    elif eviction < EVICT_REGION and copies[layer, d, e]:
+        idx = layer * E + e
+        _refresh(lru, head, tail, d, idx)
+        lru[d, idx, LAST_USED] = now
+
+
 @njit(nogil=True, cache=True)
 def read_slice(store, layer, d, e, m, now):
     """A local read of d's copy of slice m: the copy becomes the most recently used."""
-    E = store.copies.shape[2]
-    if store.eviction == EVICT_REGION:
-        if holds_slice(store, layer, d, e, m):   # only listed keys may move (a partial copy lacks some)
-            _refresh(store.lru, store.head, store.tail, d, (layer * E + e) * SLICES + m)
-    elif store.eviction < EVICT_REGION and store.copies[layer, d, e]:
-        idx = layer * E + e
-        _refresh(store.lru, store.head, store.tail, d, idx)
-        store.lru[d, idx, LAST_USED] = now
+    read_slice_of(store.copies, store.lru, store.head, store.tail, store.eviction, layer, d, e, m, now)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def write_slice_of(copies, count, capacity, lru, head, tail, eviction, layer, d, e, m, now):
+    """write_slice on the store's arrays."""
+    if eviction >= EVICT_REGION:
+        held = (copies[layer, d, e] >> m) & 1 == 1
+        evicted = _store_slice(copies, count, capacity, lru, head, tail, eviction, layer, d, e, m)
+        return not held, evicted
+    if copies[layer, d, e]:
+        return False, 0
+    return _copy_expert(copies, count, capacity, lru, head, tail, eviction, layer, d, e, now)
 
 
 @njit(nogil=True, cache=True)
 def write_slice(store, layer, d, e, m, now):
     """Write slice m of (layer, e) to die d's copies; returns (written, evictions). Slots copy the whole
     expert at its first slice (the others then find it held)."""
-    if store.eviction >= EVICT_REGION:
-        held = holds_slice(store, layer, d, e, m)
-        evicted = _store_slice(store.copies, store.count, store.capacity, store.lru, store.head, store.tail,
-                               store.eviction, layer, d, e, m)
-        return not held, evicted
-    if store.copies[layer, d, e]:
-        return False, 0
-    return _copy_expert(store.copies, store.count, store.capacity, store.lru, store.head, store.tail,
-                        store.eviction, layer, d, e, now)
+    return write_slice_of(store.copies, store.count, store.capacity, store.lru, store.head, store.tail,
+                          store.eviction, layer, d, e, m, now)
 
 
 @njit(nogil=True, cache=True)
