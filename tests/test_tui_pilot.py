@@ -12,7 +12,8 @@ from waferview.tui.app import make_app
 from waferview.tui.diegrid import DieGrid
 from waferview.tui.driver import SPEEDS
 from waferview.tui.panels import HeaderBar, StatsPanel
-from waferview.tui.screens import HelpScreen, KEYS, SummaryScreen
+from waferview.tui.keys import help_rows
+from waferview.tui.screens import HelpScreen, SummaryScreen
 from waferview.wafer.hardware import load_hardware
 
 from tui_support import SEED, app_for, async_test, small_trace, step, wait_until
@@ -135,7 +136,7 @@ async def test_question_mark_opens_and_closes_help_listing_every_key():
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help-text").render())
-        for key, _ in KEYS:
+        for key, _ in help_rows():
             assert key in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
@@ -150,12 +151,14 @@ async def test_q_exits_and_stops_the_worker():
     app = app_for(paused=False, speed=0)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_until(pilot, lambda: app.state is not None and app.state.main.position > 0, "playing")
-        worker = next(iter(app.workers))
+        thread = app.engine_thread
+        assert thread.daemon                      # never holds the process open
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
     assert app.driver.stopped.wait(10), "the engine thread did not stop"
-    assert worker.is_cancelled or worker.is_finished
+    thread.join(10)
+    assert not thread.is_alive()
 
 
 @async_test
