@@ -158,6 +158,21 @@ def _prefill_pairs(prefill_ids, pre_off, requests, weights, blocks, parts, H):
                 for i in range(blocks[q], blocks[q + 1]):
                     r = requests[i]
                     w = weights[i]
+                    if k == 8:   # top-8 models (all but Llama): the targets in registers, 20% fewer cycles
+                        for row in range(pre_off[r], pre_off[r + 1] - 1):
+                            nxt = prefill_ids[row + 1, l]
+                            b0, b1, b2, b3, b4, b5, b6, b7 = nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], nxt[7]
+                            for j in range(8):
+                                Ha = Hl[prefill_ids[row, l, j]]
+                                Ha[b0] += w
+                                Ha[b1] += w
+                                Ha[b2] += w
+                                Ha[b3] += w
+                                Ha[b4] += w
+                                Ha[b5] += w
+                                Ha[b6] += w
+                                Ha[b7] += w
+                        continue
                     for row in range(pre_off[r], pre_off[r + 1] - 1):
                         for j in range(k):
                             Ha = Hl[prefill_ids[row, l, j]]
@@ -166,20 +181,24 @@ def _prefill_pairs(prefill_ids, pre_off, requests, weights, blocks, parts, H):
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def _decode_steps(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, active, block, s0, s1, parts,
-                  H, member, n_member, bits, top_n, out):
+def _decode_steps(pre_units, dec_units, ids_like, pre_off, dec_off, requests, weights, active, block, s0, s1,
+                  parts, H, member, n_member, bits, top_n, out):
     """Decode steps s0 .. s1-1 for every layer: H[l] += the pairs (token s-1 -> token s) of the requests
     decoding at s (requests[:active[s]]: sorted by decode length, longest first), then out[s, l] = the
     top-n of every row (incremental: member, n_member, bits hold the sets of the step before). Layer ranges
     run in parallel. Each takes `block` requests at a time: it copies their two rows' ids for its layers
     into a small layer-major tile (the rows lie far apart in the trace), then does the pairs layer by layer
-    from the tile, so the scatter reads its ids from the cache in order."""
+    from the tile, so the scatter reads its ids from the cache in order. pre_units / dec_units are the
+    prefill / decode ids viewed as (rows, L x u) words (u words hold one layer's k ids; ids_like has their
+    dtype), so the copy moves whole words."""
     L = H.shape[0]
-    k = decode_ids.shape[2]
+    u = dec_units.shape[1] // L
     for p in prange(parts):
         l_lo, l_hi = p * L // parts, (p + 1) * L // parts
         G = l_hi - l_lo
-        tile = np.empty((G, block, 2, k), dtype=decode_ids.dtype)
+        tile = np.empty((G, block, 2, u), dtype=dec_units.dtype)
+        ids = tile.view(ids_like.dtype)
+        k = ids.shape[3]
         tile_w = np.empty(block, dtype=weights.dtype)
         for s in range(s0, s1):
             n = active[s]
@@ -193,26 +212,49 @@ def _decode_steps(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, 
                             continue
                         prev = pre_off[r + 1] - 1
                         for g in range(G):
-                            for j in range(k):
-                                tile[g, m, 0, j] = prefill_ids[prev, l_lo + g, j]
-                                tile[g, m, 1, j] = decode_ids[cur, l_lo + g, j]
+                            for c in range(u):
+                                tile[g, m, 0, c] = pre_units[prev, (l_lo + g) * u + c]
+                                tile[g, m, 1, c] = dec_units[cur, (l_lo + g) * u + c]
                     else:
                         for g in range(G):
-                            for j in range(k):
-                                tile[g, m, 0, j] = decode_ids[cur - 1, l_lo + g, j]
-                                tile[g, m, 1, j] = decode_ids[cur, l_lo + g, j]
+                            for c in range(u):
+                                tile[g, m, 0, c] = dec_units[cur - 1, (l_lo + g) * u + c]
+                                tile[g, m, 1, c] = dec_units[cur, (l_lo + g) * u + c]
                     tile_w[m] = weights[i]
                     m += 1
                 for g in range(G):
                     Hl = H[l_lo + g]
                     for q in range(m):
                         w = tile_w[q]
+                        if k == 8:   # as in _prefill_pairs: the targets in registers
+                            nxt = ids[g, q, 1]
+                            b0, b1, b2, b3, b4, b5, b6, b7 = nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], nxt[7]
+                            for j in range(8):
+                                Ha = Hl[ids[g, q, 0, j]]
+                                Ha[b0] += w
+                                Ha[b1] += w
+                                Ha[b2] += w
+                                Ha[b3] += w
+                                Ha[b4] += w
+                                Ha[b5] += w
+                                Ha[b6] += w
+                                Ha[b7] += w
+                            continue
                         for j in range(k):
-                            Ha = Hl[tile[g, q, 0, j]]
+                            Ha = Hl[ids[g, q, 0, j]]
                             for jj in range(k):
-                                Ha[tile[g, q, 1, jj]] += w
+                                Ha[ids[g, q, 1, jj]] += w
             for l in range(l_lo, l_hi):
                 _rows_top_n(H[l], top_n, member[l], n_member[l], bits[l], out[s, l], False)
+
+
+def _as_units(ids: np.ndarray) -> np.ndarray:
+    """(rows, L, k) ids -> (rows, L x u) words: uint64 when one layer's ids fill whole words, else the ids."""
+    rows, L, k = ids.shape
+    flat = ids.reshape(rows, L * k)
+    if (k * ids.dtype.itemsize) % 8 == 0 and flat.shape[1] and flat.flags.c_contiguous:
+        return flat.view(np.uint64)
+    return flat
 
 
 @njit(nogil=True, cache=True, parallel=True)
@@ -223,7 +265,8 @@ def _first_step(H, top_n, member, n_member, bits, out0):
 
 
 BLOCK_BYTES = 256 << 10   # rows of a block of requests, read once for all the layers of a thread
-DECODE_STEPS_PER_CALL = 4  # decode steps between two progress reports
+DECODE_STEPS_PER_CALL = 4  # decode steps between two progress reports, at least
+PROGRESS_CALLS = 32        # progress reports over the decode steps, at most
 PROGRESS_LABEL = "building the heatmap"
 RELEASE_EVERY_STEPS = 32   # decode steps between two releases of the rows already read (mapped traces)
 
@@ -295,9 +338,16 @@ def _heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int, out: np.ndar
     row = trace.decode_ids[0:1].nbytes if len(trace.decode_ids) else 1
     block = int(max(1, min(len(requests), BLOCK_BYTES // (2 * row))))   # requests whose two rows fill a block
     req_sorted, w_sorted = np.ascontiguousarray(requests[order]), np.ascontiguousarray(weights[order])
-    for s0 in range(1, steps, DECODE_STEPS_PER_CALL):
-        s1 = min(steps, s0 + DECODE_STEPS_PER_CALL)
-        _decode_steps(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets, req_sorted,
+    pre_units, dec_units = _as_units(trace.prefill_ids), _as_units(trace.decode_ids)
+    if pre_units.dtype != dec_units.dtype:     # one unit type for both (a trace without rows of one kind)
+        pre_units, dec_units = trace.prefill_ids.reshape(len(trace.prefill_ids), -1), \
+            trace.decode_ids.reshape(len(trace.decode_ids), -1)
+    ids_like = np.zeros(0, dtype=trace.decode_ids.dtype)
+    # few calls (a parallel launch costs on small batches): between releases, or for progress now and then
+    per_call = RELEASE_EVERY_STEPS if progress is None else max(DECODE_STEPS_PER_CALL, -(-steps // PROGRESS_CALLS))
+    for s0 in range(1, steps, per_call):
+        s1 = min(steps, s0 + per_call)
+        _decode_steps(pre_units, dec_units, ids_like, trace.prefill_offsets, trace.decode_offsets, req_sorted,
                       w_sorted, active, block, s0, s1, parts, H, member, n_member, bits, top_n, out)
         done += int(active[s0:s1].sum())
         if progress is not None:
