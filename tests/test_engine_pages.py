@@ -59,6 +59,7 @@ def test_chunked_counts_and_heatmap_equal_one_pass(mapped, monkeypatch, chunk_by
     want_bits = whole_heatmap(mapped, batch, 4, monkeypatch)
     monkeypatch.setattr(pages, "CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(hm, "BLOCK_BYTES", block_bytes)     # 1 byte: one request per block
+    monkeypatch.setattr(hm, "PAIRS_PER_LINE", 0 if block_bytes < 1 << 30 else hm.PAIRS_PER_LINE)
     assert np.array_equal(batch_counts(mapped, batch), want_counts)
     assert np.array_equal(hm.heatmap_top_bits(mapped, batch, 4), want_bits)
     assert want_bits.any() and want_counts.sum() > 0

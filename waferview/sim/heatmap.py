@@ -14,8 +14,10 @@ The cost is the pair scatter (k*k adds per token and layer: ~23 G for 16,384 Qwe
 is read once, in the order it lies: one pass over the prefill rows in request chunks (their mapped pages
 released after each, sim.pages) seeds H of every layer; then the decode steps go once over the requests
 still decoding, each reading its next row. Layers are split between threads; a thread does all its layers
-on a small block of requests before the next block, so every row comes from memory once. Counts are
-integer sums (int32 when no entry can reach 2**31), so the order and the blocking change no result.
+on a block of requests before the next block, so every row comes from memory once; a block is large
+enough that bringing a layer's E x E table into the cache is paid for by the pairs added to it (Kimi's
+is 576 kB). Counts are integer sums (int32 when no entry can reach 2**31), so the order and the blocking
+change no result.
 """
 
 from __future__ import annotations
@@ -264,20 +266,27 @@ def _first_step(H, top_n, member, n_member, bits, out0):
         _rows_top_n(H[l], top_n, member[l], n_member[l], bits[l], out0[l], True)
 
 
-BLOCK_BYTES = 256 << 10   # rows of a block of requests, read once for all the layers of a thread
+BLOCK_BYTES = 256 << 10   # rows of a block of requests, read once for all the layers of a thread, at least
+PAIRS_PER_LINE = 64       # and enough pairs per block and layer to pay for bringing H[l] into the cache
+                          # (64 per 64-byte line of H: Kimi's 384 x 384 table is 576 kB, Qwen's 64 kB)
 DECODE_STEPS_PER_CALL = 4  # decode steps between two progress reports, at least
 PROGRESS_CALLS = 32        # progress reports over the decode steps, at most
 PROGRESS_LABEL = "building the heatmap"
 RELEASE_EVERY_STEPS = 32   # decode steps between two releases of the rows already read (mapped traces)
 
 
-def _prefill_blocks(trace: TraceArrays, requests: np.ndarray, i0: int, i1: int) -> np.ndarray:
-    """Boundaries (indices into requests, i0 .. i1) of blocks of about BLOCK_BYTES of prefill rows."""
-    row = trace.prefill_ids[0:1].nbytes if len(trace.prefill_ids) else 1
-    ends = np.cumsum(trace.prefill_lengths[requests[i0:i1]] * row)
+def _block_rows(H: np.ndarray, k: int, row_bytes: int) -> int:
+    """Rows (transitions) per block: BLOCK_BYTES of them, and PAIRS_PER_LINE pairs per line of a layer's H."""
+    lines = H[0].nbytes // 64 if H.shape[0] else 0
+    return int(max(1, BLOCK_BYTES // max(1, row_bytes), PAIRS_PER_LINE * lines // max(1, k * k)))
+
+
+def _prefill_blocks(trace: TraceArrays, requests: np.ndarray, i0: int, i1: int, rows: int) -> np.ndarray:
+    """Boundaries (indices into requests, i0 .. i1) of blocks of about `rows` prefill rows."""
+    ends = np.cumsum(trace.prefill_lengths[requests[i0:i1]])
     if len(ends) == 0:
         return np.array([i0], dtype=np.int64)
-    cuts = np.searchsorted(ends, np.arange(BLOCK_BYTES, int(ends[-1]), BLOCK_BYTES), side="right") + i0
+    cuts = np.searchsorted(ends, np.arange(rows, int(ends[-1]), rows), side="right") + i0
     return np.unique(np.concatenate(([i0], cuts, [i1]))).astype(np.int64)
 
 
@@ -323,9 +332,10 @@ def _heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int, out: np.ndar
     parts = int(max(1, min(L, numba.get_num_threads())))
     total = int(pre_len.sum()) + int(dec_len.sum())
     done = 0
+    block_rows = _block_rows(H, k, trace.prefill_ids[0:1].nbytes if len(trace.prefill_ids) else 1)
     for i0, i1 in request_chunks(trace, requests):
         _prefill_pairs(trace.prefill_ids, trace.prefill_offsets, requests, weights,
-                       _prefill_blocks(trace, requests, i0, i1), parts, H)
+                       _prefill_blocks(trace, requests, i0, i1, block_rows), parts, H)
         release_requests(trace, requests[i0:i1])
         done += int(pre_len[i0:i1].sum())
         if progress is not None:
@@ -336,7 +346,7 @@ def _heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int, out: np.ndar
     dec_sorted = dec_len[order]
     active = np.searchsorted(-dec_sorted, -np.arange(steps), side="right").astype(np.int64)
     row = trace.decode_ids[0:1].nbytes if len(trace.decode_ids) else 1
-    block = int(max(1, min(len(requests), BLOCK_BYTES // (2 * row))))   # requests whose two rows fill a block
+    block = int(max(1, min(len(requests), _block_rows(H, k, 2 * row))))   # requests (two rows each) per block
     req_sorted, w_sorted = np.ascontiguousarray(requests[order]), np.ascontiguousarray(weights[order])
     pre_units, dec_units = _as_units(trace.prefill_ids), _as_units(trace.decode_ids)
     if pre_units.dtype != dec_units.dtype:     # one unit type for both (a trace without rows of one kind)
