@@ -106,12 +106,16 @@ def test_cursor_lattice_covers_dies_and_links():
 async def test_arrows_enter_and_escape_select_a_die():
     app = scripted_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await step(pilot)
-        await pilot.press("right")                              # the cursor appears on die 0
-        assert app.cursor == (0, 0) and "[" in grid_text(app)
-        for _ in range(10):
-            await pilot.press("right")
+        await step(pilot, 2)
+        await pilot.press("right")                              # the cursor appears on the bottleneck
+        assert lattice_element(*app.cursor, 8) == ("link", 11, 12) and "[" in grid_text(app)
+        await pilot.press("escape")
+        await step(pilot)                                       # layer 3: bound by die 5's HBM
+        await pilot.press("left")
         assert lattice_element(*app.cursor, 8) == ("die", 5)
+        await pilot.press("left", "right", "right", "left", "left")
+        assert lattice_element(*app.cursor, 8) == ("link", 4, 5)
+        await pilot.press("right")
         await pilot.press("enter")
         assert app.selected == ("die", 5) and app.screen.has_class("-selected")
         assert app.query_one("#selection").display and not app.query_one(StatsPanel).display
@@ -127,11 +131,12 @@ async def test_arrows_enter_and_escape_select_a_die():
 async def test_a_link_is_selected_with_the_cursor():
     app = scripted_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await step(pilot, 2)                                     # layer 2: bound by the link 11 -> 12
-        await pilot.press("down")
-        for key in ["down"] * 2 + ["right"] * 7:
+        await step(pilot)                                        # layer 1: bound by die 5
+        await pilot.press("down")                                # the cursor on die 5
+        for key in ["down", "down", "left", "left", "left"]:
             await pilot.press(key)
         assert lattice_element(*app.cursor, 8) == ("link", 11, 12)
+        await step(pilot)                                        # layer 2: bound by that link
         await pilot.press("enter")
         text = panel_text(app)
         assert "link 11 ↔ 12" in text and "226 MB" in text and "100% busy" in text
@@ -169,7 +174,7 @@ async def test_marks_read_without_colour(monkeypatch):
     app = scripted_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await step(pilot)
-        await pilot.press("right", "right", "enter", "right", "right")
+        await pilot.press("right", "left", "left", "enter", "right", "right")
         text = grid_text(app)
         assert "!" in text and "»" in text and "«" in text and "[" in text and "]" in text
 

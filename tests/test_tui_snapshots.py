@@ -118,13 +118,13 @@ def keys_then_steps(layers: int, *keys: str):
 def test_selection_panel_die(snap_compare):
     """Die 5 selected in a layer it bounds (its HBM): homes, tasks, where they read from, the busy split."""
     assert snap_compare(scripted_app(), terminal_size=SMALL,
-                        run_before=keys_then_steps(1, "right", *["right"] * 10, "enter"))
+                        run_before=keys_then_steps(1, "right", "enter"))   # the cursor starts on die 5
 
 
 def test_selection_panel_link(snap_compare):
     """The link 11 <-> 12 selected in a layer it bounds: both directions and the weights crossing it."""
     assert snap_compare(scripted_app(), terminal_size=SMALL,
-                        run_before=keys_then_steps(2, "down", "down", "down", *["right"] * 7, "enter"))
+                        run_before=keys_then_steps(2, "down", "enter"))    # it starts on the link 11 -> 12
 
 
 def test_bottleneck_link(snap_compare):
@@ -135,7 +135,7 @@ def test_bottleneck_link(snap_compare):
 def test_bottleneck_die_large(snap_compare):
     """A layer bound by die 5's HBM, at 160x48, with the cursor on the die next to it."""
     assert snap_compare(scripted_app(), terminal_size=LARGE,
-                        run_before=keys_then_steps(1, "right", *["right"] * 8))
+                        run_before=keys_then_steps(1, "right", "left", "left"))
 
 
 def test_end_of_trace_state(snap_compare):

@@ -294,12 +294,21 @@ class WaferviewApp(App):
         self._redraw()
 
     def action_move(self, dx: int, dy: int) -> None:
-        if self.cursor is None:
-            self.cursor = element_lattice(self.selected, self.mesh.width) if self.selected else (0, 0)
+        if self.cursor is None:          # it appears on the selection, else on the layer's bottleneck
+            self.cursor = element_lattice(self.selected or self._bound_element() or ("die", 0), self.mesh.width)
         else:
             vertical = self.main_screen.grids["a"].vertical_links
             self.cursor = move_cursor(*self.cursor, dx, dy, self.mesh.width, self.mesh.height, vertical)
         self._redraw()
+
+    def _bound_element(self) -> tuple | None:
+        bound = self.main_screen.grids["a"].bound
+        if bound is None:
+            return None
+        if bound.link >= 0:
+            a, b = (int(v) for v in self.mesh.links[bound.link])
+            return ("link", min(a, b), max(a, b))
+        return ("die", bound.die)
 
     def action_select(self) -> None:
         if self.cursor is not None:

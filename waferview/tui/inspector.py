@@ -6,7 +6,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from waferview.tui.fmt import si
+from waferview.tui.fmt import duration, si
 from waferview.tui.selection import PART_NAMES, DieInfo, LinkInfo, Task, die_info, link_info
 
 DIM, BOLD, ITALIC = Style(dim=True), Style(bold=True), Style(italic=True)
@@ -14,7 +14,7 @@ TASK_ROWS = 8          # tasks listed before "… n more"
 
 
 def us(ns: float) -> str:
-    return f"{ns / 1e3:,.1f} µs"
+    return duration(ns)
 
 
 def source_text(task: Task, die: int, home, mesh) -> str:

@@ -31,7 +31,7 @@ KEYS = (
     Key("P", "cycle('placement', True)", "B placement", "comparison: the second engine's placement"),
     Key("R", "cycle('predictor', True)", "B predictor", "comparison: the second engine's predictor"),
     Key("c", "compare", "Compare", "compare: same batch, second mode, side by side, lockstep", show=True),
-    Key("left", "move(-1, 0)", "", "move the grid cursor over dies and links", display="arrows"),
+    Key("left", "move(-1, 0)", "", "a cursor over dies and links (starts on the bottleneck)", display="arrows"),
     Key("right", "move(1, 0)", "", ""),
     Key("up", "move(0, -1)", "", ""),
     Key("down", "move(0, 1)", "", ""),

@@ -9,7 +9,7 @@ from textual.widgets import Static
 from waferview.tui.diegrid import (BOUND_MARK, COPY_MARK, CURSOR_MARKS, LINK_CLASSES, LINK_H, LINK_THRESHOLDS,
                                    SELECTED_MARKS, UTIL_FILL, UTIL_THRESHOLDS)
 from waferview.tui.driver import EngineView, ViewState
-from waferview.tui.fmt import HeaderFacts, fit, header_variants, marks, num, pct, si, sparkline
+from waferview.tui.fmt import HeaderFacts, duration, fit, header_variants, marks, num, pct, si, sparkline
 
 DIM, BOLD = Style(dim=True), Style(bold=True)
 LABEL_W = 14
@@ -74,7 +74,7 @@ def compact_rows(view: EngineView) -> dict[str, str]:
         rows["pred P"] = pct(t.get("predictor_precision"))
         rows["pred R"] = pct(t.get("predictor_recall"))
     if f is not None:
-        rows["layer"] = f"{f.layer_time_ns / 1e3:,.1f}µs"
+        rows["layer"] = duration(f.layer_time_ns, sep="")
     return rows
 
 
@@ -113,7 +113,7 @@ class StatsPanel(Static):
             text.append(f" {label:<{LABEL_W - 1}}", DIM).append(value + "\n")
         if f is not None:
             text.append("this layer\n", BOLD)
-            text.append(f" {'time':<{LABEL_W - 1}}", DIM).append(f"{f.layer_time_ns / 1e3:,.1f} µs\n")
+            text.append(f" {'time':<{LABEL_W - 1}}", DIM).append(duration(f.layer_time_ns) + "\n")
         hist = view.history
         spark_w = max(4, width)
         if hist:
@@ -122,7 +122,7 @@ class StatsPanel(Static):
             text.append(sparkline([p.hit_rate for p in hist], spark_w, 0.0, 1.0) + "\n")
             text.append(marks([p.mark for p in hist], spark_w) + "\n", BOLD)
             top = max(p.mean_layer_ns for p in shown)
-            text.append("per step: layer", DIM).append(f" ≤{top / 1e3:,.0f}µs\n", DIM)
+            text.append("per step: layer", DIM).append(f" ≤{duration(top, sep='', digits=0)}\n", DIM)
             text.append(sparkline([p.mean_layer_ns for p in hist], spark_w, 0.0))
         return text
 
