@@ -11,7 +11,7 @@ from waferview.tui.fmt import fit, header_variants, pct
 from waferview.tui.keys import KEYS, help_rows, keys_line
 from waferview.tui.panels import ComparePanel, HeaderBar, StatsPanel
 from waferview.tui.screens import HelpScreen
-from waferview.tui.selection import (bound_lines, bound_of, die_info, element_lattice, expert_ranges,
+from waferview.tui.selection import (MeshView, bound_lines, bound_of, die_info, element_lattice, expert_ranges,
                                      lattice_element, link_info, move_cursor)
 from waferview.wafer.hardware import load_hardware
 from waferview.wafer.homes import home_dies
@@ -19,7 +19,7 @@ from waferview.wafer.mesh import Mesh
 
 from tui_support import ScriptedEngine, ScriptedFrame, app_for, async_test, scripted_app, small_trace, step, wait_until
 
-MESH = Mesh(8, 3)
+MESH = MeshView(Mesh(8, 3))
 
 
 def scripted_frame(position: int):
@@ -61,9 +61,9 @@ def test_link_info_lists_the_weights_crossing_it():
     f = scripted_frame(1)                        # odd layer: five weights 11 -> 12, two going on to 13
     info = link_info(f, 12, 11, MESH, ScriptedEngine.LINK_RATE)
     assert (info.a, info.b) == (11, 12)
-    link = int(MESH.link_id[11, 12])
+    link = MESH.link(11, 12)
     over = [(int(e), int(s), int(d)) for e, s, d in zip(f.task_expert, f.task_source, f.task_die)
-            if s != d and link in MESH.xy_route(int(s), int(d))]
+            if s != d and link in Mesh(8, 3).xy_route(int(s), int(d))]
     assert info.forward_bytes == int(f.link_bytes[link]) == len(over) * ScriptedEngine.EXPERT_BYTES
     assert info.forward_busy == pytest.approx(1.0)             # it sets the layer time
     crossing = [(t.expert, t.source, t.die) for t, way in info.crossing if way == "11->12"]
@@ -73,7 +73,7 @@ def test_link_info_lists_the_weights_crossing_it():
 
 def test_bound_from_the_engine_fields_and_the_fallback_without_them():
     link = bound_of(scripted_frame(1), MESH, ScriptedEngine.LINK_RATE)
-    assert (link.kind, link.link, link.label, link.derived) == ("link", int(MESH.link_id[11, 12]), "link 11->12", False)
+    assert (link.kind, link.link, link.label, link.derived) == ("link", MESH.link(11, 12), "link 11->12", False)
     assert bound_lines(link)[0] == "bound by link 11->12: 100% busy, 226 MB"
     hbm = bound_of(scripted_frame(0), MESH, ScriptedEngine.LINK_RATE)
     assert (hbm.kind, hbm.die, hbm.label) == ("hbm", 5, "die 5 HBM")

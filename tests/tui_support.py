@@ -189,10 +189,14 @@ class ScriptedEngine:
             token_selections=int(tokens.sum()), die_busy_ns=busy, die_tokens=die_tokens, die_copies=copies,
             link_bytes=link_bytes, layer_time_ns=layer_ns, local_read_bytes=int(hbm.sum() - d2d.sum()),
             remote_read_bytes=int(d2d.sum()), local_write_bytes=int(copied.sum()) * self.EXPERT_BYTES,
-            hops=int(sum(mesh.dist[s, d] for s, d in zip(source, dies))), weight_reads=len(experts),
+            hops=int(sum(self.hops(s, d) for s, d in zip(source, dies))), weight_reads=len(experts),
             local_weight_reads=int((source == dies).sum()), totals=self.summary(), die_hbm_bytes=hbm,
             die_d2d_in_bytes=d2d, task_expert=experts, task_die=dies, task_tokens=tokens, task_source=source,
             task_copied=copied, die_time_parts=np.stack([compute, hbm_ns, links_ns, latency], axis=1), **bound)
+
+    def hops(self, a, b):
+        W = self.mesh.width
+        return abs(int(a) % W - int(b) % W) + abs(int(a) // W - int(b) // W)
 
     def step(self):
         if self.done:

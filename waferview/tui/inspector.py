@@ -7,7 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from waferview.tui.fmt import duration, si
-from waferview.tui.selection import PART_NAMES, DieInfo, LinkInfo, Task, die_info, link_info
+from waferview.tui.selection import PART_NAMES, DieInfo, LinkInfo, MeshView, Task, die_info, link_info
 
 DIM, BOLD, ITALIC = Style(dim=True), Style(bold=True), Style(italic=True)
 TASK_ROWS = 8          # tasks listed before "… n more"
@@ -22,7 +22,7 @@ def source_text(task: Task, die: int, home, mesh) -> str:
         return "?"
     if task.source == die:
         return "home" if int(home[task.expert]) == die else "copy here"
-    return f"die {task.source}, {int(mesh.dist[task.source, die])} hop"
+    return f"die {task.source}, {mesh.hops(task.source, die)} hop"
 
 
 def die_text(text: Text, info: DieInfo, home, mesh) -> None:
@@ -83,7 +83,7 @@ class SelectionPanel(Static):
 
     def __init__(self, mesh, home, expert_bytes: int, link_rate: float, **kwargs):
         super().__init__("", **kwargs)
-        self.mesh, self.home = mesh, home
+        self.mesh, self.home = MeshView(mesh), home
         self.expert_bytes, self.link_rate = int(expert_bytes), float(link_rate)
 
     def show(self, element: tuple, views: list[tuple[str, object]]) -> None:

@@ -81,7 +81,7 @@ def frame_tasks(frame) -> list[Task] | None:
                  bool(copied[i]) if copied is not None else False) for i in range(len(e))]
 
 
-def die_info(frame, die: int, mesh, home: np.ndarray, expert_bytes: int) -> DieInfo:
+def die_info(frame, die: int, mesh: MeshView, home: np.ndarray, expert_bytes: int) -> DieInfo:
     busy = field(frame, "die_busy_ns")
     layer_ns = float(field(frame, "layer_time_ns") or 0.0)
     tokens = field(frame, "die_tokens")
@@ -110,14 +110,46 @@ def die_info(frame, die: int, mesh, home: np.ndarray, expert_bytes: int) -> DieI
         int(hbm[die]) if hbm is not None else None)
 
 
-def route(mesh, src: int, dst: int) -> np.ndarray:
-    D = mesh.num_dies
-    return mesh.route_links[mesh.route_offsets[src * D + dst]:mesh.route_offsets[src * D + dst + 1]]
+class MeshView:
+    """What the panels need of a mesh, from its links and the dies' coordinates only (so it does not depend
+    on which tables a Mesh keeps): hops, the index of a directed link, the XY route's links."""
+
+    def __init__(self, mesh):
+        self.width, self.height = int(mesh.width), int(mesh.height)
+        self.num_dies = self.width * self.height
+        self.links = np.asarray(mesh.links, dtype=np.int64).reshape(-1, 2)
+        self._index = {(int(a), int(b)): i for i, (a, b) in enumerate(self.links)}
+        self._routes: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def hops(self, a: int, b: int) -> int:
+        return abs(a % self.width - b % self.width) + abs(a // self.width - b // self.width)
+
+    def link(self, a: int, b: int) -> int:
+        """Index of the directed link a -> b, or -1 when a and b are not neighbours."""
+        return self._index.get((int(a), int(b)), -1)
+
+    def route(self, src: int, dst: int) -> tuple[int, ...]:
+        """Links of the XY route src -> dst (along x first, then y: the engine's default order)."""
+        key = (int(src), int(dst))
+        if key not in self._routes:
+            W = self.width
+            x, y, tx, ty = src % W, src // W, dst % W, dst // W
+            out = []
+            while x != tx:
+                nx = x + (1 if tx > x else -1)
+                out.append(self.link(y * W + x, y * W + nx))
+                x = nx
+            while y != ty:
+                ny = y + (1 if ty > y else -1)
+                out.append(self.link(y * W + x, ny * W + x))
+                y = ny
+            self._routes[key] = tuple(out)
+        return self._routes[key]
 
 
-def link_info(frame, a: int, b: int, mesh, link_rate: float) -> LinkInfo:
+def link_info(frame, a: int, b: int, mesh: MeshView, link_rate: float) -> LinkInfo:
     a, b = min(a, b), max(a, b)
-    fwd, back = int(mesh.link_id[a, b]), int(mesh.link_id[b, a])
+    fwd, back = mesh.link(a, b), mesh.link(b, a)
     link_bytes = field(frame, "link_bytes")
     layer_ns = float(field(frame, "layer_time_ns") or 0.0)
 
@@ -136,7 +168,7 @@ def link_info(frame, a: int, b: int, mesh, link_rate: float) -> LinkInfo:
         for t in tasks:
             if t.source == t.die:
                 continue
-            links = route(mesh, t.source, t.die)
+            links = mesh.route(t.source, t.die)
             if fwd in links:
                 rows.append((t, f"{a}->{b}"))
             elif back in links:
