@@ -22,6 +22,7 @@ from waferview.policies import PLACEMENTS, PREDICTORS
 from waferview.tui.diegrid import Marks
 from waferview.tui.driver import DEFAULT_SPEED, ReplayDriver, ViewState
 from waferview.tui.factory import AppSetup, app_setup, engine_maker
+from waferview.tui.fmt import header_variants
 from waferview.tui.keys import KEYS
 from waferview.tui.mainscreen import ReplayScreen, StateUpdate, activity_text
 from waferview.tui.panels import modes_label, per_second
@@ -60,6 +61,12 @@ class WaferviewApp(App):
         self._quitting = False
         self.engine_thread: threading.Thread | None = None
         self.placements, self.predictors = PLACEMENTS, PREDICTORS     # registry order = cycle order
+
+    @property
+    def facts_line(self) -> str:
+        """The header's facts in full (model · mesh · batch · source): the screen abbreviates them to fit."""
+        f = self.setup.facts
+        return header_variants(f.model, f.mesh, f.batch, f.reused, f.source, f.synthetic, 10_000)[1]
 
     # ---- layout -------------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
