@@ -32,11 +32,11 @@ def whole_counts(trace, batch):
 
 
 def whole_heatmap(trace, batch, top_n, monkeypatch):
-    """The heatmap in one chunk and one group of layers."""
+    """The heatmap in one chunk and one block of requests."""
     m = trace.model
     out = np.zeros((batch.steps, m.moe_layers, m.num_experts, (m.num_experts + 63) // 64), dtype=np.uint64)
     monkeypatch.setattr(pages, "CHUNK_BYTES", 1 << 40)
-    monkeypatch.setattr(hm, "GATHER_BYTES", 1 << 40)
+    monkeypatch.setattr(hm, "BLOCK_BYTES", 1 << 40)
     hm._heatmap_top_bits(trace, batch, top_n, out)
     return out
 
@@ -50,15 +50,16 @@ def test_chunks_cover_the_requests_in_order(mapped):
     assert pages.request_chunks(mapped, batch.requests[:0]) == []
 
 
-@pytest.mark.parametrize("chunk_bytes, gather_bytes", [(64, 1), (30_000, 20_000), (1 << 30, 1 << 30)])
-def test_chunked_counts_and_heatmap_equal_one_pass(mapped, monkeypatch, chunk_bytes, gather_bytes):
+@pytest.mark.parametrize("chunk_bytes, block_bytes", [(64, 1), (30_000, 20_000), (1 << 30, 1 << 30)])
+def test_chunked_counts_and_heatmap_equal_one_pass(mapped, monkeypatch, chunk_bytes, block_bytes):
     from waferview.sim.batch import batch_counts
 
     batch = select_batch(mapped, 100, 2)
     want_counts = whole_counts(mapped, batch)
     want_bits = whole_heatmap(mapped, batch, 4, monkeypatch)
     monkeypatch.setattr(pages, "CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(hm, "GATHER_BYTES", gather_bytes)   # 1 byte: one layer per group
+    monkeypatch.setattr(hm, "BLOCK_BYTES", block_bytes)     # 1 byte: one request per block
+    monkeypatch.setattr(hm, "PAIRS_PER_LINE", 0 if block_bytes < 1 << 30 else hm.PAIRS_PER_LINE)
     assert np.array_equal(batch_counts(mapped, batch), want_counts)
     assert np.array_equal(hm.heatmap_top_bits(mapped, batch, 4), want_bits)
     assert want_bits.any() and want_counts.sum() > 0

@@ -6,10 +6,18 @@ import argparse
 
 from waferview.cli.common import add_sim_args, add_source_args
 
-DESCRIPTION = """\
-Live replay of a batch on the modelled wafer: per-die utilisation, link traffic, cache hits.
-Keys: space pause, n one layer (paused), +/- speed, p placement, r predictor, c compare, s summary, ? help, ctrl+p palette, q quit.
-With no SOURCE, the shipped synthetic trace in assets/ is used (no network)."""
+from waferview.tui.keys import keys_line  # light: no textual
+
+DESCRIPTION = f"""\
+Live replay of a batch on the modelled wafer: per-die utilisation, link traffic, cache hits, and what
+bound each layer (marked ! on the grid and named under it). Arrow keys and enter (or a click) select a
+die or a link: its tasks, where they read from, bytes in and out, busy time by compute / HBM / links /
+latency. The replay goes back (N, re-simulated from step 0 with your mode changes), jumps (g) and
+restarts (0); a mode can also be applied from step 0 (command palette). The screen opens at once; the
+batch's setup (counts, heatmap, kernels) shows its progress there, and q quits in every phase.
+{keys_line()}
+With no SOURCE, the shipped synthetic trace in assets/ is used (no network).
+Exit code 1 (2 for bad input) when the engine failed; the screen showed the line, stderr repeats it."""
 
 SPEED_CHOICES = "1, 3, 10, 30, 100, 300, 1000 or max"
 
@@ -55,4 +63,25 @@ def run(args) -> int:
                    predictor=args.predictor, options=options, paused=args.paused, loop=args.loop,
                    speed=args.speed)
     app.run()
-    return int(app.return_code or 0)
+    return finish(app)
+
+
+def finish(app) -> int:
+    """After the screen closed: the worker's failure on stderr, the exit code; and if the engine thread is
+    still in a long call (setup of a big batch), end the process now rather than wait for it."""
+    import os
+    import sys
+
+    code = int(app.return_code or 0)
+    failure = getattr(app, "failure", None)
+    if failure is not None:
+        if os.environ.get("WAFERVIEW_DEBUG") and failure.details:
+            print(failure.details, file=sys.stderr, end="")
+        print(f"waferview replay: {failure.line}", file=sys.stderr)
+        code = code or failure.exit_code
+    thread = getattr(app, "engine_thread", None)
+    if thread is not None and thread.is_alive():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -248,14 +248,20 @@ def links_from_args(args) -> str:
 
 def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None):
     """An Engine for `trace` from the parsed simulation options (modes may be overridden)."""
+    import inspect
+
     from waferview.sim.engine import Engine
     from waferview.wafer.hardware import load_hardware
 
     hw = load_hardware(args.mesh)
-    return Engine(trace, hw, batch=args.batch, seed=args.seed,
-                  placement=placement or getattr(args, "placement", "allo"),
-                  predictor=predictor or getattr(args, "predictor", "heatmap"), links=links_from_args(args),
-                  options=policy_options_from_args(args))
+    report = setup_progress()
+    try:
+        return Engine(trace, hw, batch=args.batch, seed=args.seed,
+                      placement=placement or getattr(args, "placement", "allo"),
+                      predictor=predictor or getattr(args, "predictor", "heatmap"), links=links_from_args(args),
+                      options=policy_options_from_args(args), progress=report)
+    finally:
+        report.close()
 
 
 def load_source_from_args(args):
@@ -281,12 +287,55 @@ def load_trace_from_args(args):
     return trace
 
 
-def run_with_progress(engine, label: str) -> dict:
-    """engine.run() with a progress bar on stderr when it is a terminal."""
+def setup_progress():
+    """progress(label, done, total) for an engine's setup: a bar on stderr per label, once that step has
+    lasted a second (on a terminal only: waferview.progress). Call .close() when the setup is done."""
+    import time
+
+    from waferview.progress import Progress
+
+    now = {"label": None, "since": 0.0, "done": 0, "bar": None}
+
+    def close():
+        if now["bar"] is not None:
+            now["bar"].close()
+            now["bar"] = None
+
+    def report(label, done, total):
+        if label != now["label"]:
+            close()
+            now.update(label=label, since=time.monotonic(), done=0)
+        if now["bar"] is None and time.monotonic() - now["since"] >= 1.0:
+            now["bar"] = Progress(total if total and total > 1 else None, label)
+        if now["bar"] is not None:
+            now["bar"].update(max(0, int(done) - now["done"]))
+        now["done"] = int(done)
+
+    report.close = close
+    return report
+
+
+def prepare_with_progress(engine) -> None:
+    """The engine's setup (heatmap, kernels) before it runs, with setup_progress on stderr. Engines without
+    prepare(): the heatmap is built here through its memo (the engine then finds it)."""
+    report = setup_progress()
     try:
-        from waferview.progress import Progress
-    except ImportError:  # pragma: no cover - progress module not there yet
-        return engine.run()
+        prepare = getattr(engine, "prepare", None)
+        if callable(prepare):
+            prepare(progress=report)
+        elif getattr(engine, "predictor", None) == "heatmap" and hasattr(engine, "heat_bits"):
+            from waferview.sim.heatmap import heatmap_top_bits
+
+            heatmap_top_bits(engine.trace, engine.batch, engine.top_n, progress=report)
+    finally:
+        report.close()
+
+
+def run_with_progress(engine, label: str) -> dict:
+    """engine.run() with its setup's and then its own progress bar on stderr when it is a terminal."""
+    from waferview.progress import Progress
+
+    prepare_with_progress(engine)
     bar = Progress(engine.total, label)
     last = [0]
 

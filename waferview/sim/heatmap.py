@@ -9,13 +9,20 @@ with the largest positive counts (ties: lower id first); experts never seen afte
 The heatmap depends only on the batch (not on mesh or placement), so the top-n sets of every
 (step, layer, row) are computed once per (batch, n) (sim.workload.Workload) and stored as bit masks:
 bits[steps, L, E, W] uint64 with W = ceil(E / 64); bit b of row a set <=> b in top-n(H[a]).
-Layers are done in groups (about GATHER_BYTES of gathered decode rows each); each group reads the
-batch's rows in request chunks and releases their mapped pages (sim.pages), so a memory-mapped trace
-does not stay resident. Counts are integer sums, so grouping and chunking change no result.
+
+The cost is the pair scatter (k*k adds per token and layer: ~23 G for 16,384 Qwen requests), so the data
+is read once, in the order it lies: one pass over the prefill rows in request chunks (their mapped pages
+released after each, sim.pages) seeds H of every layer; then the decode steps go once over the requests
+still decoding, each reading its next row. Layers are split between threads; a thread does all its layers
+on a block of requests before the next block, so every row comes from memory once; a block is large
+enough that bringing a layer's E x E table into the cache is paid for by the pairs added to it (Kimi's
+is 576 kB). Counts are integer sums (int32 when no entry can reach 2**31), so the order and the blocking
+change no result.
 """
 
 from __future__ import annotations
 
+import mmap
 import threading
 
 import numpy as np
@@ -23,7 +30,7 @@ import numba
 from numba import njit, prange
 
 from waferview.sim.batch import Batch
-from waferview.sim.pages import release_requests, request_chunks
+from waferview.sim.pages import _mapping, release_requests, request_chunks
 from waferview.trace.arrays import TraceArrays
 
 
@@ -138,98 +145,227 @@ def _rows_top_n(H, top_n, member, n_member, bits, out, fresh):
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def _gather_chunk(prefill_ids, decode_ids, pre_off, dec_off, requests, weights, i0, i1, l0, H, last_prefill,
-                  gathered):
-    """For layers l0 .. l0+G-1 (in parallel) and the batch's requests i0..i1-1: add the prefill pairs to
-    H[g] and copy each request's last prefill row and its decode rows into last_prefill[g] and gathered[g]
-    (step-major), so the step loop does not go back to the trace."""
-    G = H.shape[0]
+def _prefill_pairs(prefill_ids, pre_off, requests, weights, blocks, parts, H):
+    """H[l] += the prefill pairs (row t -> row t+1 of the same request) of requests blocks[0] ..
+    blocks[-1]-1, for every layer l. The layers are split into `parts` ranges run in parallel; each goes
+    through the requests block by block (blocks[q] .. blocks[q+1]-1, a few hundred kB of rows) and does its
+    layers on one block before the next, so a block is read from memory once and stays in the cache."""
+    L = H.shape[0]
     k = prefill_ids.shape[2]
-    for g in prange(G):
-        l = l0 + g
-        Hg = H[g]
-        for i in range(i0, i1):
-            r = requests[i]
-            w = weights[i]
-            for row in range(pre_off[r], pre_off[r + 1] - 1):
-                for j in range(k):
-                    a = prefill_ids[row, l, j]
-                    for jj in range(k):
-                        Hg[a, prefill_ids[row + 1, l, jj]] += w
-            if pre_off[r + 1] > pre_off[r]:
-                for j in range(k):
-                    last_prefill[g, i, j] = prefill_ids[pre_off[r + 1] - 1, l, j]
-            for s in range(min(dec_off[r + 1] - dec_off[r], gathered.shape[1])):   # a run may stop early
-                for j in range(k):
-                    gathered[g, s, i, j] = decode_ids[dec_off[r] + s, l, j]
+    for p in prange(parts):
+        l_lo, l_hi = p * L // parts, (p + 1) * L // parts
+        for q in range(blocks.shape[0] - 1):
+            for l in range(l_lo, l_hi):
+                Hl = H[l]
+                for i in range(blocks[q], blocks[q + 1]):
+                    r = requests[i]
+                    w = weights[i]
+                    if k == 8:   # top-8 models (all but Llama): the targets in registers, 20% fewer cycles
+                        for row in range(pre_off[r], pre_off[r + 1] - 1):
+                            nxt = prefill_ids[row + 1, l]
+                            b0, b1, b2, b3, b4, b5, b6, b7 = nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], nxt[7]
+                            for j in range(8):
+                                Ha = Hl[prefill_ids[row, l, j]]
+                                Ha[b0] += w
+                                Ha[b1] += w
+                                Ha[b2] += w
+                                Ha[b3] += w
+                                Ha[b4] += w
+                                Ha[b5] += w
+                                Ha[b6] += w
+                                Ha[b7] += w
+                        continue
+                    for row in range(pre_off[r], pre_off[r + 1] - 1):
+                        for j in range(k):
+                            Ha = Hl[prefill_ids[row, l, j]]
+                            for jj in range(k):
+                                Ha[prefill_ids[row + 1, l, jj]] += w
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def _select_steps(pre_off, dec_off, requests, weights, H, last_prefill, gathered, top_n, l0, out):
-    """Layers l0 .. l0+G-1 (in parallel): top-n of the seeded H, then step by step update and select."""
-    steps = out.shape[0]
-    E = out.shape[2]
-    G = H.shape[0]
-    k = last_prefill.shape[2]
-    U = requests.shape[0]
-    dec_len = np.empty(U, dtype=np.int64)
-    for i in range(U):
-        dec_len[i] = dec_off[requests[i] + 1] - dec_off[requests[i]]
-    for g in prange(G):
-        l = l0 + g
-        Hg = H[g]
-        member = np.zeros((E, E), dtype=np.uint8)
-        n_member = np.zeros(E, dtype=np.int64)
-        bits = np.zeros((E, out.shape[3]), dtype=np.uint64)
-        _rows_top_n(Hg, top_n, member, n_member, bits, out[0, l], True)
-        for s in range(1, steps):
-            for i in range(U):
-                if dec_len[i] < s:
-                    continue
-                w = weights[i]
-                if s == 1:
+def _decode_steps(pre_units, dec_units, ids_like, pre_off, dec_off, requests, weights, active, block, s0, s1,
+                  parts, H, member, n_member, bits, top_n, out):
+    """Decode steps s0 .. s1-1 for every layer: H[l] += the pairs (token s-1 -> token s) of the requests
+    decoding at s (requests[:active[s]]: sorted by decode length, longest first), then out[s, l] = the
+    top-n of every row (incremental: member, n_member, bits hold the sets of the step before). Layer ranges
+    run in parallel. Each takes `block` requests at a time: it copies their two rows' ids for its layers
+    into a small layer-major tile (the rows lie far apart in the trace), then does the pairs layer by layer
+    from the tile, so the scatter reads its ids from the cache in order. pre_units / dec_units are the
+    prefill / decode ids viewed as (rows, L x u) words (u words hold one layer's k ids; ids_like has their
+    dtype), so the copy moves whole words."""
+    L = H.shape[0]
+    u = dec_units.shape[1] // L
+    for p in prange(parts):
+        l_lo, l_hi = p * L // parts, (p + 1) * L // parts
+        G = l_hi - l_lo
+        tile = np.empty((G, block, 2, u), dtype=dec_units.dtype)
+        ids = tile.view(ids_like.dtype)
+        k = ids.shape[3]
+        tile_w = np.empty(block, dtype=weights.dtype)
+        for s in range(s0, s1):
+            n = active[s]
+            for i0 in range(0, n, block):
+                m = 0
+                for i in range(i0, min(n, i0 + block)):
                     r = requests[i]
-                    if pre_off[r + 1] == pre_off[r]:
-                        continue
-                    for j in range(k):
-                        a = last_prefill[g, i, j]
-                        for jj in range(k):
-                            Hg[a, gathered[g, 0, i, jj]] += w
-                else:
-                    for j in range(k):
-                        a = gathered[g, s - 2, i, j]
-                        for jj in range(k):
-                            Hg[a, gathered[g, s - 1, i, jj]] += w
-            _rows_top_n(Hg, top_n, member, n_member, bits, out[s, l], False)
+                    cur = dec_off[r] + s - 1
+                    if s == 1:   # the previous token is the request's last prefill row
+                        if pre_off[r + 1] == pre_off[r]:
+                            continue
+                        prev = pre_off[r + 1] - 1
+                        for g in range(G):
+                            for c in range(u):
+                                tile[g, m, 0, c] = pre_units[prev, (l_lo + g) * u + c]
+                                tile[g, m, 1, c] = dec_units[cur, (l_lo + g) * u + c]
+                    else:
+                        for g in range(G):
+                            for c in range(u):
+                                tile[g, m, 0, c] = dec_units[cur - 1, (l_lo + g) * u + c]
+                                tile[g, m, 1, c] = dec_units[cur, (l_lo + g) * u + c]
+                    tile_w[m] = weights[i]
+                    m += 1
+                for g in range(G):
+                    Hl = H[l_lo + g]
+                    for q in range(m):
+                        w = tile_w[q]
+                        if k == 8:   # as in _prefill_pairs: the targets in registers
+                            nxt = ids[g, q, 1]
+                            b0, b1, b2, b3, b4, b5, b6, b7 = nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], nxt[7]
+                            for j in range(8):
+                                Ha = Hl[ids[g, q, 0, j]]
+                                Ha[b0] += w
+                                Ha[b1] += w
+                                Ha[b2] += w
+                                Ha[b3] += w
+                                Ha[b4] += w
+                                Ha[b5] += w
+                                Ha[b6] += w
+                                Ha[b7] += w
+                            continue
+                        for j in range(k):
+                            Ha = Hl[ids[g, q, 0, j]]
+                            for jj in range(k):
+                                Ha[ids[g, q, 1, jj]] += w
+            for l in range(l_lo, l_hi):
+                _rows_top_n(H[l], top_n, member[l], n_member[l], bits[l], out[s, l], False)
 
 
-GATHER_BYTES = 256 << 20   # decode rows of a group of layers held at once (layers are done in groups)
+def _as_units(ids: np.ndarray) -> np.ndarray:
+    """(rows, L, k) ids -> (rows, L x u) words: uint64 when one layer's ids fill whole words, else the ids."""
+    rows, L, k = ids.shape
+    flat = ids.reshape(rows, L * k)
+    if (k * ids.dtype.itemsize) % 8 == 0 and flat.shape[1] and flat.flags.c_contiguous:
+        return flat.view(np.uint64)
+    return flat
 
 
-def _heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int, out: np.ndarray) -> None:
-    """Groups of layers, each: one chunked pass over the batch's rows (releasing pages as it goes) that
-    seeds H from prefill pairs and gathers the decode rows, then the step loop on the gathered rows."""
+@njit(nogil=True, cache=True, parallel=True)
+def _first_step(H, top_n, member, n_member, bits, out0):
+    """out0[l] = the top-n of every row of the seeded H[l] (a fresh selection), every layer in parallel."""
+    for l in prange(H.shape[0]):
+        _rows_top_n(H[l], top_n, member[l], n_member[l], bits[l], out0[l], True)
+
+
+BLOCK_BYTES = 256 << 10   # rows of a block of requests, read once for all the layers of a thread, at least
+PAIRS_PER_LINE = 64       # and enough pairs per block and layer to pay for bringing H[l] into the cache
+                          # (64 per 64-byte line of H: Kimi's 384 x 384 table is 576 kB, Qwen's 64 kB)
+DECODE_STEPS_PER_CALL = 4  # decode steps between two progress reports, at least
+PROGRESS_CALLS = 32        # progress reports over the decode steps, at most
+PROGRESS_LABEL = "building the heatmap"
+RELEASE_EVERY_STEPS = 32   # decode steps between two releases of the rows already read (mapped traces)
+
+
+def _block_rows(H: np.ndarray, k: int, row_bytes: int) -> int:
+    """Rows (transitions) per block: BLOCK_BYTES of them, and PAIRS_PER_LINE pairs per line of a layer's H."""
+    lines = H[0].nbytes // 64 if H.shape[0] else 0
+    return int(max(1, BLOCK_BYTES // max(1, row_bytes), PAIRS_PER_LINE * lines // max(1, k * k)))
+
+
+def _prefill_blocks(trace: TraceArrays, requests: np.ndarray, i0: int, i1: int, rows: int) -> np.ndarray:
+    """Boundaries (indices into requests, i0 .. i1) of blocks of about `rows` prefill rows."""
+    ends = np.cumsum(trace.prefill_lengths[requests[i0:i1]])
+    if len(ends) == 0:
+        return np.array([i0], dtype=np.int64)
+    cuts = np.searchsorted(ends, np.arange(rows, int(ends[-1]), rows), side="right") + i0
+    return np.unique(np.concatenate(([i0], cuts, [i1]))).astype(np.int64)
+
+
+def _release_read_decode_rows(trace: TraceArrays, requests: np.ndarray, upto: int) -> None:
+    """Drop from the resident set the pages that hold only decode rows 0 .. upto-1 of the given requests
+    (rows the step loop has read for the last time). Pages shared with a row still to be read are kept."""
+    arr = trace.decode_ids
+    mm = _mapping(arr)
+    if mm is None or mm.closed or arr.size == 0 or upto <= 0 or len(requests) == 0:
+        return
+    view = np.frombuffer(mm, dtype=np.uint8)
+    try:
+        origin = view.ctypes.data
+    finally:
+        del view
+    row = arr[0:1].nbytes
+    base = arr.ctypes.data - origin
+    first = trace.decode_offsets[requests]
+    end = np.minimum(first + upto, trace.decode_offsets[requests + 1])
+    page = mmap.PAGESIZE
+    starts = -(-(base + first * row) // page) * page      # whole pages inside the rows already read
+    stops = ((base + end * row) // page) * page
+    for a, b in zip(starts[stops > starts].tolist(), stops[stops > starts].tolist()):
+        mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+
+
+def _heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int, out: np.ndarray, progress=None) -> None:
+    """One pass over the batch's prefill rows in request chunks (releasing their pages) seeds H for every
+    layer; then the decode steps, each going once over the requests still decoding (pages of the rows read
+    for the last time are released now and then). `progress(label, done, total)` counts rows."""
     steps, L, E = out.shape[0], out.shape[1], out.shape[2]
+    requests, weights = batch.requests, batch.weights
+    pre_len = trace.prefill_lengths[requests]
+    dec_len = trace.decode_lengths[requests]
     k = trace.model.top_k
-    U = len(batch.requests)
-    per_layer = max(steps - 1, 1) * U * k * trace.decode_ids.dtype.itemsize
-    group = int(max(1, min(L, GATHER_BYTES // max(per_layer, 1))))
-    threads = numba.get_num_threads()
-    if threads < group < L:   # whole rounds of layers per thread (the layer loops are parallel)
-        group -= group % threads
-    chunks = request_chunks(trace, batch.requests)
-    for l0 in range(0, L, group):
-        G = min(group, L - l0)
-        H = np.zeros((G, E, E), dtype=np.int64)
-        # only entries the trace fills are read back (rows of existing prefill / decode steps)
-        last_prefill = np.empty((G, U, k), dtype=trace.prefill_ids.dtype)
-        gathered = np.empty((G, max(steps - 1, 1), U, k), dtype=trace.decode_ids.dtype)
-        for i0, i1 in chunks:
-            _gather_chunk(trace.prefill_ids, trace.decode_ids, trace.prefill_offsets, trace.decode_offsets,
-                          batch.requests, batch.weights, i0, i1, l0, H, last_prefill, gathered)
-            release_requests(trace, batch.requests[i0:i1])
-        _select_steps(trace.prefill_offsets, trace.decode_offsets, batch.requests, batch.weights, H, last_prefill,
-                      gathered, top_n, l0, out)
+    # int32 counts when no entry can overflow (each pair adds its weight at most k*k times): half the memory
+    # the scatter walks; the selection compares them in int64
+    bound = int((weights * (pre_len + dec_len)).sum()) * k * k
+    H = np.zeros((L, E, E), dtype=np.int32 if bound < 2 ** 31 else np.int64)
+    member = np.zeros((L, E, E), dtype=np.uint8)
+    n_member = np.zeros((L, E), dtype=np.int64)
+    bits = np.zeros((L, E, out.shape[3]), dtype=np.uint64)
+    parts = int(max(1, min(L, numba.get_num_threads())))
+    total = int(pre_len.sum()) + int(dec_len.sum())
+    done = 0
+    block_rows = _block_rows(H, k, trace.prefill_ids[0:1].nbytes if len(trace.prefill_ids) else 1)
+    for i0, i1 in request_chunks(trace, requests):
+        _prefill_pairs(trace.prefill_ids, trace.prefill_offsets, requests, weights,
+                       _prefill_blocks(trace, requests, i0, i1, block_rows), parts, H)
+        release_requests(trace, requests[i0:i1])
+        done += int(pre_len[i0:i1].sum())
+        if progress is not None:
+            progress(PROGRESS_LABEL, done, total)
+    _first_step(H, top_n, member, n_member, bits, out[0])
+    # requests longest decode first: those decoding at step s are a prefix
+    order = np.argsort(-dec_len, kind="stable")
+    dec_sorted = dec_len[order]
+    active = np.searchsorted(-dec_sorted, -np.arange(steps), side="right").astype(np.int64)
+    row = trace.decode_ids[0:1].nbytes if len(trace.decode_ids) else 1
+    block = int(max(1, min(len(requests), _block_rows(H, k, 2 * row))))   # requests (two rows each) per block
+    req_sorted, w_sorted = np.ascontiguousarray(requests[order]), np.ascontiguousarray(weights[order])
+    pre_units, dec_units = _as_units(trace.prefill_ids), _as_units(trace.decode_ids)
+    if pre_units.dtype != dec_units.dtype:     # one unit type for both (a trace without rows of one kind)
+        pre_units, dec_units = trace.prefill_ids.reshape(len(trace.prefill_ids), -1), \
+            trace.decode_ids.reshape(len(trace.decode_ids), -1)
+    ids_like = np.zeros(0, dtype=trace.decode_ids.dtype)
+    # few calls (a parallel launch costs on small batches): between releases, or for progress now and then
+    per_call = RELEASE_EVERY_STEPS if progress is None else max(DECODE_STEPS_PER_CALL, -(-steps // PROGRESS_CALLS))
+    for s0 in range(1, steps, per_call):
+        s1 = min(steps, s0 + per_call)
+        _decode_steps(pre_units, dec_units, ids_like, trace.prefill_offsets, trace.decode_offsets, req_sorted,
+                      w_sorted, active, block, s0, s1, parts, H, member, n_member, bits, top_n, out)
+        done += int(active[s0:s1].sum())
+        if progress is not None:
+            progress(PROGRESS_LABEL, done, total)
+        if s1 < steps and s1 // RELEASE_EVERY_STEPS != s0 // RELEASE_EVERY_STEPS:
+            _release_read_decode_rows(trace, requests, s1 - 2)
+    for i0, i1 in request_chunks(trace, requests):   # the decode rows, and the prefill rows step 1 read again
+        release_requests(trace, requests[i0:i1])
 
 
 _parallel_lock = threading.Lock()
@@ -240,21 +376,18 @@ def default_top_n(num_experts: int) -> int:
 
 
 def compute_top_bits(trace: TraceArrays, batch: Batch, top_n: int, progress=None) -> np.ndarray:
-    """bits[steps, L, E, W] (read-only) of the batch's heatmap top-n sets (sim.workload.Workload keeps them)."""
+    """bits[steps, L, E, W] (read-only) of the batch's heatmap top-n sets, computed now (no memo).
+    `progress(label, done, total)`, if given, is called now and then from the calling thread (rows read)."""
     m = trace.model
     words = (m.num_experts + 63) // 64
     out = np.zeros((batch.steps, m.moe_layers, m.num_experts, words), dtype=np.uint64)
-    if progress is not None:
-        progress("building the heatmap", 0, 1)
     with _parallel_lock:  # numba's default threading layer must not be entered by two threads
-        _heatmap_top_bits(trace, batch, int(top_n), out)
-    if progress is not None:
-        progress("building the heatmap", 1, 1)
+        _heatmap_top_bits(trace, batch, int(top_n), out, progress)
     out.setflags(write=False)
     return out
 
 
-heatmap_top_bits = compute_top_bits
+heatmap_top_bits = compute_top_bits   # (the name earlier callers use)
 
 
 def bits_to_mask(bits_row: np.ndarray, num_experts: int) -> np.ndarray:

@@ -1,20 +1,24 @@
 """The die grid: the mesh drawn cell by cell, shaded by utilisation, with the links between neighbours.
 
 Readable without colour: every utilisation level has its own fill character (a density ramp) and the cell
-carries its number; link intensity is a line weight ramp and direction an arrow. Colours come from
+carries its number; link intensity is a line weight ramp and direction an arrow. The layer's bottleneck
+is marked "!", the cursor "[ ]" and the selection "» «", so they read without colour too. Colours come from
 component classes so waferview.tcss (and themes) restyle them. Uses the line API: the strips are built
-once per (frame, size) and cached.
+once per (frame, marks, size) and cached.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from rich.segment import Segment
-from rich.style import Style
+from textual.events import Click
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from waferview.sim.frame import Frame
+from waferview.tui.selection import bound_of, element_lattice, lattice_element
 
 # utilisation levels: [0, 20%) [20, 40%) [40, 60%) [60, 80%) [80%, ...]
 UTIL_THRESHOLDS = (0.2, 0.4, 0.6, 0.8)
@@ -25,6 +29,9 @@ LINK_H = " ·─━█"
 LINK_V = " ·│┃█"
 LINK_CLASSES = ("link--idle", "link--low", "link--mid", "link--high", "link--saturated")
 COPY_MARK = "◆"
+BOUND_MARK = "!"
+CURSOR_MARKS = "[]"
+SELECTED_MARKS = "»«"
 # a direction is drawn when one way carries at least this many times the other
 DIRECTION_RATIO = 1.5
 
@@ -37,6 +44,15 @@ def link_level(busy: float) -> int:
     if busy <= 0:
         return 0
     return 1 + int(np.searchsorted(LINK_THRESHOLDS, busy, side="right"))
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What the grid marks besides the frame: the cursor and the selected element (("die", d) or
+    ("link", a, b)); the bottleneck comes from the frame itself."""
+    cursor: tuple | None = None
+    selected: tuple | None = None
+    show_bound: bool = True
 
 
 def grid_geometry(width: int, height: int, mesh_w: int, mesh_h: int) -> tuple[int, int, int, int]:
@@ -59,33 +75,87 @@ class DieGrid(Widget):
 
     COMPONENT_CLASSES = {
         "diegrid--u0", "diegrid--u1", "diegrid--u2", "diegrid--u3", "diegrid--u4",
-        "diegrid--copy", *LINK_CLASSES,
+        "diegrid--label", "diegrid--copy", "diegrid--bound", "diegrid--cursor", "diegrid--selected",
+        *LINK_CLASSES,
     }
+
+    class Picked(Message):
+        """A click on a die or a link: element = ("die", d) or ("link", a, b)."""
+
+        def __init__(self, grid: "DieGrid", element: tuple):
+            super().__init__()
+            self.grid = grid
+            self.element = element
 
     def __init__(self, mesh, link_capacity_bytes_per_ns: float, *, name=None, id=None, classes=None):
         super().__init__(name=name, id=id, classes=classes)
+        self.mesh = mesh
         self.mesh_w, self.mesh_h = int(mesh.width), int(mesh.height)
         self.links = np.asarray(mesh.links, dtype=np.int64).reshape(-1, 2)
         self.link_capacity = float(link_capacity_bytes_per_ns)
-        self.frame: Frame | None = None
+        self.frame = None
+        self.marks = Marks()
+        self.bound = None
         self._cache_key = None
         self._strips: list[Strip] = []
         # (a, b) -> index of the directed link a -> b
         self._link_index = {(int(a), int(b)): i for i, (a, b) in enumerate(self.links)}
 
-    def show(self, frame: Frame | None) -> None:
-        if frame is not self.frame:
-            self.frame = frame
+    def show(self, frame, marks: Marks | None = None) -> None:
+        marks = marks if marks is not None else self.marks
+        if frame is not self.frame or marks != self.marks:
+            if frame is not self.frame:
+                self.bound = bound_of(frame, self.mesh, self.link_capacity)
+            self.frame, self.marks = frame, marks
             self.refresh()
+
+    @property
+    def vertical_links(self) -> bool:
+        """Whether the vertical links have rows of their own at this size (else the cursor skips them)."""
+        return grid_geometry(*self.size, self.mesh_w, self.mesh_h)[3] > 0 if self.size.height else True
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._cache_key = None
 
+    # ---- geometry -------------------------------------------------------------------------------------
+    def _layout(self):
+        width, height = self.size
+        mw, mh = self.mesh_w, self.mesh_h
+        cw, ch, gx, gy = grid_geometry(width, height, mw, mh)
+        grid_w, grid_h = mw * cw + (mw - 1) * gx, mh * ch + (mh - 1) * gy
+        return cw, ch, gx, gy, max(0, (width - grid_w) // 2), max(0, (height - grid_h) // 2)
+
+    def element_at(self, x: int, y: int) -> tuple | None:
+        """The die or link drawn at cell (x, y) of the widget, or None."""
+        cw, ch, gx, gy, ox, oy = self._layout()
+        px, py = x - ox, y - oy
+        if px < 0 or py < 0:
+            return None
+        col, rx = divmod(px, cw + gx)
+        row, ry = divmod(py, ch + gy)
+        if col >= self.mesh_w or row >= self.mesh_h:
+            return None
+        lx, ly = 2 * col + (rx >= cw), 2 * row + (ry >= ch)
+        if lx > 2 * self.mesh_w - 2 or ly > 2 * self.mesh_h - 2:
+            return None
+        return lattice_element(lx, ly, self.mesh_w)
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        element = self.element_at(offset.x, offset.y)
+        if element is not None:
+            self.post_message(self.Picked(self, element))
+
     # ---- drawing --------------------------------------------------------------------------------------
     def _styles(self):
         get = self.get_component_rich_style
-        return ([get(f"diegrid--u{i}") for i in range(5)], get("diegrid--copy"), [get(c) for c in LINK_CLASSES])
+        return {"util": [get(f"diegrid--u{i}") for i in range(5)], "label": get("diegrid--label"),
+                "copy": get("diegrid--copy"), "links": [get(c) for c in LINK_CLASSES],
+                "bound": get("diegrid--bound"), "cursor": get("diegrid--cursor"),
+                "selected": get("diegrid--selected")}
 
     def _pair(self, a: int, b: int, link_bytes) -> tuple[float, float]:
         ia, ib = self._link_index.get((a, b)), self._link_index.get((b, a))
@@ -110,11 +180,9 @@ class DieGrid(Widget):
                     if 0 <= x + i < width:
                         row[x + i] = (ch, base + style)
 
-        util_styles, copy_style, link_styles = self._styles()
+        st = self._styles()
         mw, mh = self.mesh_w, self.mesh_h
-        cw, ch, gx, gy = grid_geometry(width, height, mw, mh)
-        grid_w, grid_h = mw * cw + (mw - 1) * gx, mh * ch + (mh - 1) * gy
-        ox, oy = max(0, (width - grid_w) // 2), max(0, (height - grid_h) // 2)
+        cw, ch, gx, gy, ox, oy = self._layout()
         frame = self.frame
         D = mw * mh
         util = frame.die_utilization if frame is not None else np.zeros(D)
@@ -122,13 +190,19 @@ class DieGrid(Widget):
         link_bytes = frame.link_bytes if frame is not None else np.zeros(len(self.links))
         layer_ns = frame.layer_time_ns if frame is not None else 0.0
         mid = ch // 2
+        bound = self.bound if self.marks.show_bound else None
+        bound_die = bound.die if bound is not None and bound.link < 0 else -1
+        bound_pair = None
+        if bound is not None and bound.link >= 0:
+            a, b = (int(v) for v in self.links[bound.link])
+            bound_pair = (min(a, b), max(a, b))
 
         for y in range(mh):
             for x in range(mw):
                 d = y * mw + x
                 u = float(util[d]) if d < len(util) else 0.0
                 lvl = util_level(u)
-                style = util_styles[lvl]
+                style = st["util"][lvl]
                 cx, cy = ox + x * (cw + gx), oy + y * (ch + gy)
                 for r in range(ch):
                     put(cx, cy + r, UTIL_FILL[lvl] * cw, style)
@@ -136,40 +210,79 @@ class DieGrid(Widget):
                 label = str(pct) if cw >= 3 else (str(min(9, pct // 10)) if pct < 100 else "█")
                 if frame is None:
                     label = "-"
+                label_style = style + st["label"]
+                if d == bound_die:
+                    label = BOUND_MARK + label if cw >= len(label) + 1 else BOUND_MARK
+                    label_style = label_style + st["bound"]
                 if cw >= len(label) + 2:
                     label = f" {label} "
-                put(cx + (cw - len(label)) // 2, cy + mid, label, style + Style(reverse=True, bold=True))
+                put(cx + (cw - len(label)) // 2, cy + mid, label, label_style)
                 if d < len(copies) and copies[d] > 0:
-                    if ch >= 2:
-                        put(cx + cw - 1, cy, COPY_MARK, copy_style)
-                    else:
-                        put(cx + cw - 1, cy + mid, COPY_MARK, copy_style)
+                    put(cx + cw - 1, cy if ch >= 2 else cy + mid, COPY_MARK, st["copy"])
                 # link to the right neighbour, drawn in the gap on the middle row
                 if x + 1 < mw and gx > 0:
                     fwd, back = self._pair(d, d + 1, link_bytes)
                     lvl_l = link_level(self._busy(max(fwd, back), layer_ns))
-                    put(cx + cw, cy + mid, self._h_glyph(gx, lvl_l, fwd, back), link_styles[lvl_l])
+                    glyph, gstyle = self._h_glyph(gx, lvl_l, fwd, back), st["links"][lvl_l]
+                    if bound_pair == (d, d + 1):
+                        glyph, gstyle = BOUND_MARK + glyph[1:], gstyle + st["bound"]
+                    put(cx + cw, cy + mid, glyph, gstyle)
                 # link to the neighbour below, drawn in the gap row under the cell's centre
                 if y + 1 < mh and gy > 0:
                     fwd, back = self._pair(d, d + mw, link_bytes)
                     lvl_l = link_level(self._busy(max(fwd, back), layer_ns))
-                    glyph = self._v_glyph(cw, lvl_l, fwd, back)
-                    put(cx + (cw - len(glyph)) // 2, cy + ch, glyph, link_styles[lvl_l])
+                    glyph, gstyle = self._v_glyph(cw, lvl_l, fwd, back), st["links"][lvl_l]
+                    if bound_pair == (d, d + mw):
+                        glyph, gstyle = (BOUND_MARK + glyph.strip())[:max(1, cw)], gstyle + st["bound"]
+                    put(cx + (cw - len(glyph)) // 2, cy + ch, glyph, gstyle)
+
+        for element, marks, style in ((self.marks.cursor, CURSOR_MARKS, st["cursor"]),
+                                      (self.marks.selected, SELECTED_MARKS, st["selected"])):
+            if element is not None:
+                self._bracket(put, element, marks, style, cw, ch, gx, gy, ox, oy)
 
         strips = []
         for row in canvas:
             segments, run_text, run_style = [], "", None
-            for ch_, st in row:
-                if st is run_style or st == run_style:
+            for ch_, style_ in row:
+                if style_ is run_style or style_ == run_style:
                     run_text += ch_
                 else:
                     if run_text:
                         segments.append(Segment(run_text, run_style))
-                    run_text, run_style = ch_, st
+                    run_text, run_style = ch_, style_
             if run_text:
                 segments.append(Segment(run_text, run_style))
             strips.append(Strip(segments, width))
         return strips
+
+    def _label_width(self, die: int) -> int:
+        """Cells of a die's number as drawn (with the bottleneck mark), for placing the cursor's marks."""
+        frame = self.frame
+        if frame is None:
+            return 1
+        u = float(frame.die_utilization[die]) if die < len(frame.die_utilization) else 0.0
+        width = len(str(min(100, int(round(u * 100)))))
+        bound = self.bound if self.marks.show_bound else None
+        return width + (bound is not None and bound.link < 0 and bound.die == die)
+
+    def _bracket(self, put, element, marks, style, cw, ch, gx, gy, ox, oy) -> None:
+        """Draw `marks` (left, right) around a die's middle row or beside a link's glyph."""
+        lx, ly = element_lattice(element, self.mesh_w)
+        x, y = lx // 2, ly // 2
+        cx, cy = ox + x * (cw + gx), oy + y * (ch + gy)
+        mid = ch // 2
+        if lx % 2 == 0 and ly % 2 == 0:       # a die: its first and last column, or beside it when the
+            inside = cw >= self._label_width(element[1]) + 4   # label fills the cell (in the link gaps)
+            put(cx if inside else cx - 1, cy + mid, marks[0], style)
+            put(cx + cw - 1 if inside else cx + cw, cy + mid, marks[1], style)
+        elif lx % 2:                                         # a horizontal link: the dies' facing columns
+            put(cx + cw - 1, cy + mid, marks[0], style)
+            put(cx + cw + gx, cy + mid, marks[1], style)
+        elif gy > 0:                                         # a vertical link: beside its glyph
+            start = cx + (cw - 2) // 2                       # a glyph is at most 2 cells wide
+            put(start - 1, cy + ch, marks[0], style)
+            put(start + 2, cy + ch, marks[1], style)
 
     @staticmethod
     def _direction(fwd: float, back: float) -> int:
@@ -207,7 +320,7 @@ class DieGrid(Widget):
         return fill + arrow if arrow else fill
 
     def render_line(self, y: int) -> Strip:
-        key = (self.frame, self.size)
+        key = (self.frame, self.marks, self.size)
         if key != self._cache_key:
             self._strips = self._build()
             self._cache_key = key

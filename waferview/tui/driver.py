@@ -1,79 +1,29 @@
-"""The worker side of the live view: owns the engines, steps them on a worker thread, hands out snapshots.
+"""The worker side of the live view: builds the engines, steps them on a worker thread, hands out snapshots.
 
 Nothing here imports textual, so it can be driven (and tested) without an app. The app calls the small
-control methods (pause, step, speed, modes, compare) from the UI thread; `run()` is the worker loop.
-Every snapshot handed to `publish` is an immutable `ViewState`; the UI keeps only the latest one.
+control methods (pause, step, speed, modes, compare, restart, seek) from the UI thread; `run()` is the
+worker loop, which also does every slow thing: making the engines, their setup, re-simulating after a
+jump. Every snapshot handed to `publish` is an immutable `ViewState`; the UI keeps only the latest one.
+A failure in the worker ends the loop with `ViewState.failure` set (the app shows it and exits non-zero).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+import traceback
 from dataclasses import dataclass
 from typing import Callable
 
+from waferview.errors import InputError
 from waferview.sim.frame import Frame
+from waferview.tui.history import HISTORY_STEPS, StepHistory, StepPoint  # noqa: F401 (re-exported)
+from waferview.tui.lanes import Lane
 
 # replay speed in (step, layer) pairs per second; 0 = as fast as the engine goes
 SPEEDS = (1, 3, 10, 30, 100, 300, 1000, 0)
 DEFAULT_SPEED = 100
 PUBLISH_INTERVAL_S = 1 / 30          # at most this often while playing: the screen's rate
-HISTORY_STEPS = 256                  # steps kept for the sparklines
-
-
-@dataclass(frozen=True)
-class StepPoint:
-    """One (decode or prefill) step of one engine, aggregated over the layers seen so far."""
-    step: int
-    hit_rate: float          # local weight reads / weight reads in this step
-    time_ns: float           # sum of layer times in this step (so far)
-    layers: int              # layers of this step seen so far
-    remote_bytes: int
-    mark: str                # "" or which modes changed at this step: "p", "r" or "pr"
-
-    @property
-    def mean_layer_ns(self) -> float:
-        return self.time_ns / self.layers if self.layers else 0.0
-
-
-class StepHistory:
-    """Per-step aggregates of one engine's frames (mutable; the worker owns it)."""
-
-    def __init__(self):
-        self.points: deque[StepPoint] = deque(maxlen=HISTORY_STEPS)
-        self._step = None
-        self._reads = self._local = self._remote = self._layers = 0
-        self._time = 0.0
-        self._mark = ""
-        self._last_modes = None
-
-    def add(self, frame: Frame) -> None:
-        if frame.step != self._step:
-            if self._step is not None:
-                self.points.append(self._current())
-            self._step = frame.step
-            self._reads = self._local = self._remote = self._layers = 0
-            self._time = 0.0
-            self._mark = ""
-        modes = (frame.placement, frame.predictor)
-        if self._last_modes is not None and modes != self._last_modes:
-            mark = ("p" if modes[0] != self._last_modes[0] else "") + ("r" if modes[1] != self._last_modes[1] else "")
-            self._mark = "".join(sorted(set(self._mark + mark), key="pr".index))
-        self._last_modes = modes
-        self._reads += frame.weight_reads
-        self._local += frame.local_weight_reads
-        self._remote += frame.remote_read_bytes
-        self._time += frame.layer_time_ns
-        self._layers += 1
-
-    def _current(self) -> StepPoint:
-        rate = self._local / self._reads if self._reads else 0.0
-        return StepPoint(self._step, rate, self._time, self._layers, self._remote, self._mark)
-
-    def snapshot(self) -> tuple[StepPoint, ...]:
-        pts = tuple(self.points)
-        return pts + (self._current(),) if self._step is not None else pts
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,48 +39,56 @@ class EngineView:
     summary: dict | None      # the run's summary (trace facts + engine summary) once the trace ended
 
 
+@dataclass(frozen=True)
+class Activity:
+    """What the worker is busy with other than playing: setup, or re-simulating after a jump."""
+    label: str
+    done: int
+    total: int                # 0 when unknown
+    since: float              # time.monotonic() when the worker got busy (the first label)
+
+
+@dataclass(frozen=True)
+class Failure:
+    line: str                 # one line for the screen and stderr
+    exit_code: int            # 2 bad input (InputError), 1 internal error
+    details: str = ""         # the traceback (printed with WAFERVIEW_DEBUG)
+
+
 @dataclass(frozen=True, eq=False)
 class ViewState:
     main: EngineView
     compare: EngineView | None
     paused: bool
     speed: int
-    run: int                  # 1 for the first pass over the trace, +1 each --loop restart
-    catching_up: tuple[int, int] | None = None   # (done, target) while the comparison engine catches up
+    run: int                  # 1 for the first pass over the trace, +1 each restart
+    activity: Activity | None = None
+    failure: Failure | None = None
+    ready: bool = False       # the main engine is built and set up
 
 
-class _Lane:
-    """One engine and its history."""
+class _Stopped(Exception):
+    """Raised from a progress callback to leave a long setup when the app quits."""
 
-    def __init__(self, engine):
-        self.engine = engine
-        self.history = StepHistory()
-        self.frame: Frame | None = None
-        self.summary: dict | None = None
 
-    def step(self) -> Frame | None:
-        frame = self.engine.step()
-        if frame is not None:
-            self.frame = frame
-            self.history.add(frame)
-        return frame
-
-    def view(self) -> EngineView:
-        e = self.engine
-        return EngineView(self.frame, self.history.snapshot(), e.position, e.total, e.placement, e.predictor,
-                          bool(e.done), self.summary)
+def _view(lane: Lane) -> EngineView:
+    return EngineView(lane.frame, lane.history.snapshot(), lane.position, lane.total, lane.mode("placement"),
+                      lane.mode("predictor"), lane.done, lane.summary)
 
 
 class ReplayDriver:
-    """Runs the replay; thread-safe control methods for the UI, `run()` for the worker thread."""
+    """Runs the replay; thread-safe control methods for the UI, `run()` for the worker thread.
 
-    def __init__(self, make_engine: Callable[[str, str], object], summarize: Callable[[object], dict], *,
-                 placement: str, predictor: str, paused: bool = False, loop: bool = False,
-                 speed: int = DEFAULT_SPEED):
+    make_engine(placement, predictor, workload=None, progress=None) builds one engine (on the worker)."""
+
+    def __init__(self, make_engine: Callable, summarize: Callable[[object], dict], *, placement: str,
+                 predictor: str, paused: bool = False, loop: bool = False, speed: int = DEFAULT_SPEED,
+                 layers: int = 1, total: int = 0):
         self._make_engine = make_engine
         self._summarize = summarize
-        self.main = _Lane(make_engine(placement, predictor))
-        self.compare: _Lane | None = None
+        self._layers, self._total = int(layers), int(total)
+        self.main = self._lane(placement, predictor)
+        self.compare: Lane | None = None
         self.paused = paused
         self.loop = loop
         self.speed = speed if speed in SPEEDS else DEFAULT_SPEED
@@ -143,9 +101,16 @@ class ReplayDriver:
         self._pending_compare_modes: dict[str, str] = {}
         self._compare_request: tuple[str, str] | None = None
         self._close_compare = False
+        self._seek_target: int | None = None     # position to show next (a jump or a step back)
+        self._restart_request = False
         self._stop = False
         self.stopped = threading.Event()          # set when run() has returned
-        self._catching_up: tuple[int, int] | None = None
+        self.activity: Activity | None = None
+        self.failure: Failure | None = None
+        self.ready = False
+
+    def _lane(self, placement: str, predictor: str) -> Lane:
+        return Lane(self._make_engine, placement, predictor, layers=self._layers, total=self._total)
 
     # ---- the engine the UI looks at -------------------------------------------------------------------
     @property
@@ -156,6 +121,10 @@ class ReplayDriver:
     def compare_engine(self):
         return self.compare.engine if self.compare else None
 
+    @property
+    def busy(self) -> bool:
+        return self.activity is not None
+
     # ---- controls (UI thread) -------------------------------------------------------------------------
     def toggle_pause(self) -> bool:
         with self._control:
@@ -163,6 +132,10 @@ class ReplayDriver:
             self._step_requests = 0            # `n` presses only count while paused
         self._wake.set()
         return self.paused
+
+    def pause(self) -> None:
+        if not self.paused:
+            self.toggle_pause()
 
     def request_step(self) -> None:
         with self._control:
@@ -179,12 +152,15 @@ class ReplayDriver:
         self._wake.set()
         return self.speed
 
-    def set_mode(self, kind: str, name: str, *, compare: bool = False) -> None:
-        """Set "placement" or "predictor" from the next layer. Applied at once when the engine is idle,
-        otherwise by the worker before its next layer."""
+    def set_mode(self, kind: str, name: str, *, compare: bool = False, from_start: bool = False) -> None:
+        """Set "placement" or "predictor" from the next layer, or (from_start) restart with it. Applied at
+        once when the engine is idle, otherwise by the worker before its next layer."""
         with self._control:
             (self._pending_compare_modes if compare else self._pending_modes)[kind] = name
-        if self.engine_lock.acquire(blocking=False):
+            if from_start:
+                self._restart_request = True
+                self._seek_target = None
+        if not from_start and self.engine_lock.acquire(blocking=False):
             try:
                 self._apply_pending_modes()
             finally:
@@ -198,7 +174,7 @@ class ReplayDriver:
         lane = self.compare if compare else self.main       # one read: the worker may drop the comparison
         if pending or lane is None:
             return pending or ""
-        return getattr(lane.engine, kind)
+        return lane.mode(kind)
 
     def open_compare(self, placement: str, predictor: str) -> None:
         with self._control:
@@ -213,6 +189,28 @@ class ReplayDriver:
             self._compare_request = None
         self._wake.set()
 
+    def request_restart(self) -> None:
+        """Start over from step 0 with the current (wanted) modes."""
+        with self._control:
+            self._restart_request = True
+            self._seek_target = None
+        self._wake.set()
+
+    def request_seek(self, position: int) -> None:
+        """Show position `position` (layers done): forward runs fast, backward re-simulates from step 0."""
+        with self._control:
+            self._seek_target = max(0, min(int(position), self.main.total))
+            self._step_requests = 0
+        self._wake.set()
+
+    def request_back(self) -> None:
+        """One layer back from what is shown (or from a jump not done yet)."""
+        with self._control:
+            base = self._seek_target if self._seek_target is not None else self.main.position
+            self._seek_target = max(0, base - 1)
+            self._step_requests = 0
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop = True
         self._wake.set()
@@ -224,73 +222,95 @@ class ReplayDriver:
             self._pending_modes.clear()
             self._pending_compare_modes.clear()
         for kind, name in main.items():
-            getattr(self.main.engine, f"set_{kind}")(name)
+            self.main.set_mode(kind, name)
         if self.compare is not None:
             for kind, name in comp.items():
-                getattr(self.compare.engine, f"set_{kind}")(name)
+                self.compare.set_mode(kind, name)
 
     def state(self) -> ViewState:
-        return ViewState(self.main.view(), self.compare.view() if self.compare else None, self.paused,
-                         self.speed, self.run_count, self._catching_up)
-
-    def _open_compare_lane(self, modes, cancelled, publish) -> None:
-        lane = _Lane(self._make_engine(*modes))
-        target = self.main.engine.position
-        last = time.monotonic()
-        while lane.engine.position < target and not cancelled():
-            lane.step()
-            if time.monotonic() - last >= PUBLISH_INTERVAL_S * 3:
-                self._catching_up = (lane.engine.position, target)
-                publish(self.state())
-                last = time.monotonic()
-        self._catching_up = None
-        if self.main.engine.done:
-            lane.summary = self._summarize(lane.engine)
-        self.compare = lane
-
-    def _restart(self) -> None:
-        modes = (self.wanted_mode("placement"), self.wanted_mode("predictor"))
-        with self._control:
-            self._pending_modes.clear()
-        self.main = _Lane(self._make_engine(*modes))
-        if self.compare is not None:
-            cmodes = (self.wanted_mode("placement", compare=True), self.wanted_mode("predictor", compare=True))
-            with self._control:
-                self._pending_compare_modes.clear()
-            self.compare = _Lane(self._make_engine(*cmodes))
-        self.run_count += 1
+        compare = self.compare
+        return ViewState(_view(self.main), _view(compare) if compare else None, self.paused, self.speed,
+                         self.run_count, self.activity, self.failure, self.ready)
 
     def run(self, cancelled: Callable[[], bool], publish: Callable[[ViewState], None]) -> None:
-        """The worker loop: returns within ~0.1 s (plus the layer in progress) of `cancelled()` turning
-        true or `stop()`."""
+        """The worker loop: returns within ~0.1 s (plus the layer or the setup call in progress) of
+        `cancelled()` turning true or `stop()`. An exception ends it with `failure` set."""
+        self._cancelled = cancelled
+        self._publish = publish
         try:
-            self._run(cancelled, publish)
+            self._run()
+        except _Stopped:
+            pass
+        except InputError as e:
+            self._fail(Failure(str(e), 2, traceback.format_exc()))
+        except Exception as e:  # noqa: BLE001 - any failure must reach the screen and the exit code
+            if self._stopping():
+                return
+            self._fail(Failure(f"internal error: {e.__class__.__name__}: {e}", 1, traceback.format_exc()))
         finally:
             self.stopped.set()
 
-    def _run(self, cancelled, publish) -> None:
-        def stopping():
-            return self._stop or cancelled()
+    def _fail(self, failure: Failure) -> None:
+        self.failure = failure
+        self.activity = None
+        self._publish(self.state())
 
+    def _stopping(self) -> bool:
+        return self._stop or self._cancelled()
+
+    def _report(self, label: str, done: int, total: int) -> None:
+        """Progress from setup or a re-simulation: kept for the screen, published now and then."""
+        if self._stopping():
+            raise _Stopped
+        now = time.monotonic()
+        previous = self.activity
+        since = previous.since if previous is not None else now
+        self.activity = Activity(label, int(done), int(total), since)
+        if previous is None or previous.label != label or now - self._last_report >= 0.1:
+            self._last_report = now
+            self._publish(self.state())
+
+    def _idle(self) -> None:
+        if self.activity is not None:
+            self.activity = None
+
+    def _run(self) -> None:
+        self._last_report = 0.0
+        self._publish(self.state())
+        self._report("starting", 0, 0)
+        self.main.build(self._report)
+        self.ready = True
+        self._idle()
+        self._loop()
+
+    def _loop(self) -> None:
         last_publish = 0.0
         unpublished = False
         next_due = time.monotonic()
-        publish(self.state())
-        while not stopping():
+        self._publish(self.state())
+        while not self._stopping():
             with self._control:
                 compare_request, self._compare_request = self._compare_request, None
                 close, self._close_compare = self._close_compare, False
+                restart, self._restart_request = self._restart_request, False
+                seek, self._seek_target = self._seek_target, None
             if close and self.compare is not None:
                 self.compare = None
-                publish(self.state())
+                self._publish(self.state())
             if compare_request is not None:
-                self._open_compare_lane(compare_request, stopping, publish)
-                publish(self.state())
+                self._open_compare_lane(compare_request)
+                self._publish(self.state())
+                continue
+            if restart or seek is not None:
+                self._seek(0 if restart else seek, restart)
+                self._publish(self.state())
+                unpublished = False
+                next_due = time.monotonic()
                 continue
             paused = self.paused                               # read once per layer
-            finished = self.main.engine.done
+            finished = self.main.done
             if finished and self.loop and not paused:
-                self._restart()
+                self._seek(0, True)
                 finished = False
             take_step = False
             with self._control:
@@ -301,7 +321,7 @@ class ReplayDriver:
                     take_step = True
             if finished or (paused and not take_step):
                 if unpublished:                                # the screen shows the very last layer
-                    publish(self.state())
+                    self._publish(self.state())
                     unpublished = False
                 self._wake.wait(0.1)
                 self._wake.clear()
@@ -314,20 +334,72 @@ class ReplayDriver:
                     continue
             with self.engine_lock:
                 self._apply_pending_modes()
-                frame = self.main.step()
+                frame = self.main.step(self._report)
                 if self.compare is not None:
-                    self.compare.step()
+                    self.compare.step(self._report)
+            if self.activity is not None:                      # the first layer loaded the kernels
+                self._idle()
+                take_step = True
             now = time.monotonic()
             next_due = max(next_due + (1.0 / self.speed if self.speed else 0.0), now - 0.5)
             unpublished = True
-            if frame is None or self.main.engine.done:
-                self.main.summary = self._summarize(self.main.engine)
-                if self.compare is not None:
-                    while not self.compare.engine.done:          # lockstep: same total, normally a no-op
-                        self.compare.step()
-                    self.compare.summary = self._summarize(self.compare.engine)
-            if take_step or frame is None or self.main.engine.done or now - last_publish >= PUBLISH_INTERVAL_S:
-                publish(self.state())
+            if frame is None or self.main.done:
+                self._finish()
+            if take_step or frame is None or self.main.done or now - last_publish >= PUBLISH_INTERVAL_S:
+                self._publish(self.state())
                 last_publish = now
                 unpublished = False
-        publish(self.state())
+        self._publish(self.state())
+
+    def _finish(self) -> None:
+        """End of the trace: the summaries (the comparison is in lockstep, so normally already there too)."""
+        self.main.summary = self._summarize(self.main.engine)
+        if self.compare is not None:
+            while not self.compare.done and not self._stopping():
+                self.compare.step(self._report)
+            self.compare.summary = self._summarize(self.compare.engine)
+
+    def _open_compare_lane(self, modes) -> None:
+        lane = self._lane(*modes)
+        lane.build(self._report, workload=self.main.workload)
+        lane.advance_to(self.main.position, lambda label, done, total: self._report(
+            f"comparison: catching up {done:,}/{total:,}", done, total), self._stopping)
+        if self._stopping():
+            return
+        if self.main.done:
+            lane.summary = self._summarize(lane.engine)
+        self.compare = lane
+        self._idle()
+
+    def _seek(self, target: int, restart: bool) -> None:
+        """Show position `target`: run on when it is ahead (and nothing restarts), else replay every lane
+        from step 0 (restart: with the wanted modes and a clean tape)."""
+        lanes = [("main", self.main), ("compare", self.compare)]
+        built = {}
+        for name, lane in lanes:
+            if lane is None:
+                continue
+            compare = name == "compare"
+            if restart:
+                modes = (self.wanted_mode("placement", compare=compare), self.wanted_mode("predictor", compare=compare))
+                with self._control:
+                    (self._pending_compare_modes if compare else self._pending_modes).clear()
+                new = lane.replayed(modes)
+            elif target >= lane.position and lane.engine is not None:
+                new = lane
+            else:
+                new = lane.replayed()
+            new.build(self._report, workload=self.main.workload)
+            new.advance_to(target, self._report, self._stopping)
+            if self._stopping():
+                return
+            if new.done:
+                new.summary = self._summarize(new.engine)
+            built[name] = new
+        with self.engine_lock:
+            self.main = built["main"]
+            if self.compare is not None and "compare" in built:
+                self.compare = built["compare"]
+        if restart:
+            self.run_count += 1
+        self._idle()

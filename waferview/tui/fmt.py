@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -24,8 +26,28 @@ def si(value: float | None, unit: str = "", digits: int = 3) -> str:
     return f"{text[:-1]} {text[-1]}{unit}" if unit and text[-1].isalpha() else (f"{text} {unit}" if unit else text)
 
 
+def duration(ns: float, sep: str = " ", digits: int = 1) -> str:
+    """Nanoseconds as '123.4 µs', or '12.3 ms' from 10 ms (Kimi's layers at 16,384 requests take ~0.1 s)."""
+    if ns >= 1e7:
+        return f"{ns / 1e6:,.{digits}f}{sep}ms"
+    return f"{ns / 1e3:,.{digits}f}{sep}µs"
+
+
 def pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
+    """0.4567 -> '45.7%'. A value short of 100% (or above 0) never prints as 100.0% (0.0%): more digits
+    until it does not, up to 4 (0.9997 -> '99.97%'), then '>99.99%'."""
+    if value is None:
+        return "-"
+    v = 100 * float(value)
+    text = f"{v:.{digits}f}"
+    while (float(text) >= 100 > v or float(text) <= 0 < v) and digits < 4:
+        digits += 1
+        text = f"{v:.{digits}f}"
+    if float(text) >= 100 > v:
+        return ">99.99%"
+    if float(text) <= 0 < v:
+        return "<0.01%"
+    return text + "%"
 
 
 def sparkline(values, width: int, lo: float | None = None, hi: float | None = None) -> str:
@@ -47,3 +69,57 @@ def marks(labels, width: int) -> str:
     """The marker row under a sparkline: a letter where the mode changed, blank elsewhere."""
     labs = list(labels)[-width:] if width > 0 else []
     return "".join(("*" if len(m) > 1 else m) if m else " " for m in labs)
+
+
+def fit(variants, width: int) -> str:
+    """The first of `variants` (longest, most complete first) that fits in `width` cells, else the last."""
+    variants = list(variants)
+    for text in variants:
+        if len(text) <= width:
+            return text
+    return variants[-1] if variants else ""
+
+
+def middle_cut(text: str, width: int) -> str:
+    """'synthetic-qwen3-16k.wvtrace' -> 'synthe…k.wvtrace' in `width` cells (the end says the format)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    tail = min(len(text) - 1, max(1, (width - 1) // 2))
+    return text[: width - 1 - tail] + "…" + text[-tail:]
+
+
+def header_variants(model: str, mesh: str, batch: int, reused: bool, source: str, synthetic: bool,
+                    width: int) -> list[str]:
+    """The header's facts, most complete first. Abbreviations come first (the app name, the source file
+    name, the batch figure, the separators); 'requests reused' and 'synthetic' stay to the end."""
+    reuse = " (requests reused)" if reused else ""
+    kind = " (synthetic)" if synthetic and source else ("synthetic" if synthetic else "")
+
+    def line(name, sep=" · ", batch_text=f"batch {batch:,}", src=source):
+        parts = [model, mesh, batch_text + reuse]
+        tail = (src + kind) if src else kind.strip(" ()")
+        if tail:
+            parts.append(tail)
+        return name + sep.join(parts)
+
+    out = [line("waferview "), line("")]
+    fixed = len(line("", src=""))
+    room = width - fixed - len(" · ") - len(kind)
+    if source and room >= 6:
+        out.append(line("", src=middle_cut(source, room)))
+    out.append(line("", src=""))
+    out.append(line("", batch_text=f"batch {si(batch)}", src=""))
+    out.append(line("", sep="·", batch_text=f"batch {si(batch)}", src=""))
+    return out
+
+
+@dataclass(frozen=True)
+class HeaderFacts:
+    model: str
+    mesh: str
+    batch: int
+    reused: bool
+    source: str               # the file name, without " (synthetic)"
+    synthetic: bool

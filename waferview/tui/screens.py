@@ -1,4 +1,4 @@
-"""Modal screens: the help listing every key, and the end-of-trace summary."""
+"""Modal screens: the help listing every key (from waferview.tui.keys), the summary, the jump prompt."""
 
 from __future__ import annotations
 
@@ -8,29 +8,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from waferview.report.summary import format_value
-
-KEYS = (
-    ("space", "pause / resume (PAUSED shows top right)"),
-    ("n", "one layer while paused"),
-    ("+ / -", "replay speed in layers per second (up to max)"),
-    ("p", "next placement: base, ep, allo (from the next layer)"),
-    ("r", "next predictor: off, heatmap, oracle, lru (next layer)"),
-    ("c", "compare: same batch, second mode, side by side, lockstep"),
-    ("P / R", "comparison: the second engine's placement / predictor"),
-    ("s", "the summary again (at the end of the trace)"),
-    ("ctrl+p", "command palette: any mode by name, compare, theme"),
-    ("?", "this help (escape or ? closes it)"),
-    ("q", "quit"),
-)
+from waferview.tui.keys import help_rows
 
 READING = (
     "A cell is a die (die = y*width + x); its number is its busy time as a % of the layer time, which "
     "the slowest die or link sets. Fill and colour follow the legend. ◆: the die holds predictor copies "
     "of this layer. Between neighbours, line weight is the link's busy share of the layer; an arrow "
-    "points the way carrying 1.5x the other. Under the sparklines, p / r mark a mode change."
+    "points the way carrying 1.5x the other. ! marks the layer's bottleneck (the line under the grid "
+    "names it), [ ] the cursor, » « the selected die or link. Under the sparklines, p / r mark a mode change."
 )
 
 
@@ -40,7 +28,7 @@ class HelpScreen(ModalScreen):
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("waferview replay: keys\n\n", Style(bold=True))
-        for key, what in KEYS:
+        for key, what in help_rows():
             text.append(f"  {key:<8}", Style(bold=True)).append(f"{what}\n")
         text.append("\n").append(READING)
         with VerticalScroll(id="help-box"):
@@ -74,20 +62,51 @@ def summary_text(summaries: list[tuple[str, dict]]) -> Text:
 
 
 class SummaryScreen(ModalScreen):
-    """The run's summary at the end of the trace (the same fields and values as `waferview summary`)."""
+    """The run's summary (the same fields and values as `waferview summary`): at the end of the trace, or
+    so far (partial: `note` says how far)."""
 
     BINDINGS = [Binding("escape,enter,s", "app.pop_screen", "Close")]
 
-    def __init__(self, summaries: list[tuple[str, dict]], note: str = ""):
+    def __init__(self, summaries: list[tuple[str, dict]], note: str = "", partial: bool = False):
         super().__init__()
         self.summaries = summaries
         self.note = note
+        self.partial = partial
 
     def compose(self) -> ComposeResult:
-        head = Text("end of trace: summary", Style(bold=True))
+        head = Text("PARTIAL summary so far" if self.partial else "end of trace: summary", Style(bold=True))
         head.append(" (as `waferview summary`; esc closes)", Style(dim=True))
         if self.note:
             head.append(f"\n{self.note}", Style(italic=True))
         with VerticalScroll(id="summary-box"):
             yield Static(head, id="summary-title")
             yield Static(summary_text(self.summaries), id="summary-text")
+
+
+class JumpScreen(ModalScreen[int | None]):
+    """`g`: the step to jump to (0 = the prefill); dismissed with the number, or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, last_step: int):
+        super().__init__()
+        self.last_step = last_step
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="jump-box"):
+            yield Static(f"jump to step (0 = prefill, 1-{self.last_step} decode), enter:", id="jump-title")
+            yield Input(placeholder="step", type="integer", id="jump-input")
+            yield Static("", id="jump-error")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if not text.isdigit() or int(text) > self.last_step:
+            self.query_one("#jump-error", Static).update(f"a step from 0 to {self.last_step}")
+            return
+        self.dismiss(int(text))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
