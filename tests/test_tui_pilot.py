@@ -302,3 +302,34 @@ async def test_after_pausing_the_screen_shows_the_engine_layer_and_n_adds_one():
         stopped = app.driver.engine.position
         await step(pilot)
         assert app.driver.engine.position == app.state.main.position == stopped + 1
+
+
+@async_test
+async def test_l_switches_the_link_model_from_the_next_layer_and_the_comparison_runs_both():
+    app = app_for(model="llama4")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await step(pilot)
+        engine = app.driver.engine
+        assert engine.links == "fluid" and app.state.main.frame.links == "fluid"
+        fluid_time = app.state.main.frame.layer_time_ns
+        await pilot.press("l")
+        assert engine.links == "circuit" and app.state.main.frame.links == "fluid"   # from the next layer
+        await step(pilot)
+        frame = app.state.main.frame
+        assert frame.links == "circuit" and frame.layer_time_ns > 0 and frame.layer_time_ns != fluid_time
+        assert "· circuit" in str(app.query_one(StatsPanel).render())
+        # the palette's "Compare link models": B runs the same modes under the other link model, in lockstep
+        app.compare_link_models()
+        await wait_until(pilot, lambda: app.state.compare is not None and app.state.compare.frame is not None,
+                         "the comparison")
+        b = app.driver.compare_engine
+        assert (b.placement, b.predictor, b.links) == (engine.placement, engine.predictor, "fluid")
+        await step(pilot)
+        assert (app.state.main.frame.links, app.state.compare.frame.links) == ("circuit", "fluid")
+        await pilot.press("L")                       # B's link model cycles too
+        assert b.links == "circuit"
+        # going back one layer replays the link change at the layer it was made
+        position = app.driver.engine.position
+        await pilot.press("N")
+        await wait_until(pilot, lambda: app.state.main.position == position - 1, "one layer back")
+        assert app.driver.engine.links == "circuit"

@@ -202,7 +202,8 @@ async def test_80x24_header_and_warning_keep_what_matters():
         await pilot.pause()
         header = str(app.query_one(HeaderBar).render())
         assert "synthetic" in header and "requests reused" in header and "batch 5" in header
-        assert app.facts_line == ("kimi · 5x5 · batch 5 (requests reused) · "
+        assert "waferview/fluid" in header                      # the profile and link model, abbreviated
+        assert app.facts_line == ("kimi · 5x5 · batch 5 (requests reused) · profile waferview, fluid links · "
                                   "kimi-k2-mmlu-abstract-algebra-all-requests.wvtrace (synthetic)")
         warning = str(app.query_one("#hbm-warning").render())
         assert "do not fit" in warning and "no copies" in warning and "\n" not in warning.strip()

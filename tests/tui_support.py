@@ -107,14 +107,15 @@ class ScriptedEngine:
     EXPERT_BYTES = 37_748_736
     LINK_RATE = 1741 * 0.9
 
-    def __init__(self, trace, hardware, *, batch=None, seed=0, placement="allo", predictor="heatmap", options=None):
+    def __init__(self, trace, hardware, *, batch=None, seed=0, placement="allo", predictor="heatmap", links="fluid",
+                 options=None):
         from waferview.wafer.homes import home_dies
         from waferview.wafer.mesh import Mesh
 
         self.trace, self.model = trace, trace.model
         self.mesh = Mesh(hardware.width, hardware.height)
         self.home = home_dies(self.model.num_experts, self.mesh.num_dies)
-        self.placement, self.predictor = placement, predictor
+        self.placement, self.predictor, self.links = placement, predictor, links
         self.layers = self.model.moe_layers
         self.total = 3 * self.layers          # prefill and two decode steps
         self.position = 0
@@ -128,6 +129,9 @@ class ScriptedEngine:
 
     def set_predictor(self, name):
         self.predictor = name
+
+    def set_links(self, name):
+        self.links = name
 
     def summary(self):
         p = self.position
@@ -186,7 +190,7 @@ class ScriptedEngine:
         return ScriptedFrame(
             seq=position + 1, total=self.total, step=step, layer_index=layer, layer_id=layer,
             phase="prefill" if step == 0 else "decode", placement=self.placement, predictor=self.predictor,
-            token_selections=int(tokens.sum()), die_busy_ns=busy, die_tokens=die_tokens, die_copies=copies,
+            links=self.links, token_selections=int(tokens.sum()), die_busy_ns=busy, die_tokens=die_tokens, die_copies=copies,
             link_bytes=link_bytes, layer_time_ns=layer_ns, local_read_bytes=int(hbm.sum() - d2d.sum()),
             remote_read_bytes=int(d2d.sum()), local_write_bytes=int(copied.sum()) * self.EXPERT_BYTES,
             hops=int(sum(self.hops(s, d) for s, d in zip(source, dies))), weight_reads=len(experts),

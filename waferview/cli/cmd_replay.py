@@ -47,7 +47,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from waferview.cli.common import load_trace_from_args, policy_options_from_args
+    from waferview.cli.common import links_from_args, load_trace_from_args, policy_options_from_args
     from waferview.policies import get_placement, get_predictor
     from waferview.wafer.hardware import load_hardware
 
@@ -61,7 +61,7 @@ def run(args) -> int:
 
     app = make_app(trace, hardware, batch=args.batch, seed=args.seed, placement=args.placement,
                    predictor=args.predictor, options=options, paused=args.paused, loop=args.loop,
-                   speed=args.speed)
+                   speed=args.speed, links=links_from_args(args))
     app.run()
     return finish(app)
 

@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from waferview.links import LINK_MODELS
 from waferview.policies import PLACEMENTS, PREDICTORS
 from waferview.tui.diegrid import Marks
 from waferview.tui.driver import DEFAULT_SPEED, ReplayDriver, ViewState
@@ -61,12 +62,14 @@ class WaferviewApp(App):
         self._quitting = False
         self.engine_thread: threading.Thread | None = None
         self.placements, self.predictors = PLACEMENTS, PREDICTORS     # registry order = cycle order
+        self.link_models = LINK_MODELS
 
     @property
     def facts_line(self) -> str:
         """The header's facts in full (model · mesh · batch · source): the screen abbreviates them to fit."""
         f = self.setup.facts
-        return header_variants(f.model, f.mesh, f.batch, f.reused, f.source, f.synthetic, 10_000)[1]
+        return header_variants(f.model, f.mesh, f.batch, f.reused, f.source, f.synthetic, 10_000, f.profile,
+                               f.links)[1]
 
     # ---- layout -------------------------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
@@ -132,12 +135,14 @@ class WaferviewApp(App):
         screen.failure.set_class(self.failure is None, "-hidden")
         self._draw_status(state)
         marks = self._marks()
-        wanted = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
+        wanted = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"),
+                  self.driver.wanted_mode("links"))
         views = [("a", state.main, wanted, "A " if comparing else "")]
         if comparing and state.compare is not None:
             b = state.compare
             views.append(("b", b, (self.driver.wanted_mode("placement", compare=True) or b.placement,
-                                   self.driver.wanted_mode("predictor", compare=True) or b.predictor), "B "))
+                                   self.driver.wanted_mode("predictor", compare=True) or b.predictor,
+                                   self.driver.wanted_mode("links", compare=True) or b.links), "B "))
         for side, view, want, prefix in views:
             grid = screen.grids[side]
             grid.show(view.frame, marks)
@@ -196,7 +201,7 @@ class WaferviewApp(App):
 
     def _title(self, prefix: str, view, wanted) -> str:
         f = view.frame
-        ran = (f.placement, f.predictor) if f is not None else wanted
+        ran = (f.placement, f.predictor, f.links) if f is not None else wanted
         text = f"{prefix}{modes_label(*ran)}"
         if wanted != ran:
             when = "on restart (0)" if view.done else "next layer"
@@ -210,7 +215,8 @@ class WaferviewApp(App):
         yield from super().get_system_commands(screen)
         runs = [("", False)] + ([("B ", True)] if self.driver.compare is not None else [])
         for prefix, compare in runs:
-            for kind, names in (("placement", self.placements), ("predictor", self.predictors)):
+            for kind, names in (("placement", self.placements), ("predictor", self.predictors),
+                                ("links", self.link_models)):
                 for name in names:
                     title = f"{prefix}{kind.capitalize()}: {name}"
                     yield SystemCommand(title, "use this mode from the next layer",
@@ -218,6 +224,8 @@ class WaferviewApp(App):
                     yield SystemCommand(f"{title} from step 0", "restart the replay with this mode",
                                         partial(self.use_mode, kind, name, compare, True))
         yield SystemCommand("Compare", "open or close the side-by-side comparison (c)", self.action_compare)
+        yield SystemCommand("Compare link models", "B: the same modes under the other link model (fluid / circuit)",
+                            self.compare_link_models)
         yield SystemCommand("Pause / resume", "(space)", self.action_toggle_pause)
         yield SystemCommand("Restart", "from step 0 with the current modes (0)", self.action_restart)
         yield SystemCommand("Jump to a step", "(g)", self.action_jump)
@@ -282,7 +290,7 @@ class WaferviewApp(App):
     def action_cycle(self, kind: str, compare: bool = False) -> None:
         if compare and self.driver.compare is None:
             return
-        names = self.placements if kind == "placement" else self.predictors
+        names = {"placement": self.placements, "predictor": self.predictors, "links": self.link_models}[kind]
         current = self.driver.wanted_mode(kind, compare=compare)
         name = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
         self.use_mode(kind, name, compare)
@@ -296,8 +304,23 @@ class WaferviewApp(App):
             screen.add_class("-compare")
             screen.grids["b"].show(None)
             modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
-            screen.titles["b"].update(f"B {modes_label(*modes)} (starting)")
-            self.driver.open_compare(*modes)
+            links = self.driver.wanted_mode("links")
+            screen.titles["b"].update(f"B {modes_label(*modes, links)} (starting)")
+            self.driver.open_compare(*modes, links)
+        self._redraw()
+
+    def compare_link_models(self) -> None:
+        """The comparison with the same modes under the other link model (the palette's command)."""
+        screen = self.main_screen
+        if screen.has_class("-compare"):
+            self.driver.close_compare()
+        screen.add_class("-compare")
+        screen.grids["b"].show(None)
+        modes = (self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
+        current = self.driver.wanted_mode("links")
+        other = next((n for n in self.link_models if n != current), current)
+        screen.titles["b"].update(f"B {modes_label(*modes, other)} (starting)")
+        self.driver.open_compare(*modes, other)
         self._redraw()
 
     def action_move(self, dx: int, dy: int) -> None:
@@ -348,10 +371,10 @@ class WaferviewApp(App):
         partial_run = main.summary is None
         note = f"layer {main.position:,} of {main.total:,}; the end of the trace gives the whole run" \
             if partial_run else ""
-        summaries = [("A " + modes_label(main.placement, main.predictor), self._fields(main))]
+        summaries = [("A " + modes_label(main.placement, main.predictor, main.links), self._fields(main))]
         if state.compare is not None and (state.compare.summary is not None or state.compare.frame is not None):
             b = state.compare
-            summaries.append(("B " + modes_label(b.placement, b.predictor), self._fields(b)))
+            summaries.append(("B " + modes_label(b.placement, b.predictor, b.links), self._fields(b)))
         self.push_screen(SummaryScreen(summaries, note, partial=partial_run))
 
     def _fields(self, view) -> dict:
@@ -370,14 +393,14 @@ class WaferviewApp(App):
 def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placement: str = "allo",
              predictor: str = "heatmap", options=None, paused: bool = False, loop: bool = False,
              speed: int = DEFAULT_SPEED, engine_factory=None, summarize=None,
-             autostart: bool = True) -> WaferviewApp:
+             autostart: bool = True, links: str | None = None) -> WaferviewApp:
     """The app over one trace on one wafer. No engine is made here: the worker thread makes it (with
     `engine_factory`, default waferview.sim.engine.Engine; tests pass stand-ins with its constructor).
     `summarize(engine)` gives the end-of-trace summary (default: what `summary --json` prints)."""
     if engine_factory is None:
         from waferview.sim.engine import Engine as engine_factory
-    setup = app_setup(trace, hardware, batch=batch, seed=seed, options=options)
-    make_engine = engine_maker(engine_factory, trace, hardware, batch=batch, seed=seed, options=options)
+    setup = app_setup(trace, hardware, batch=batch, seed=seed, options=options, links=links)
+    make_engine = engine_maker(engine_factory, trace, hardware, batch=batch, seed=seed, options=options, links=links)
     summarize = summarize or (lambda engine: setup.summary_of(engine.summary()))
     driver = ReplayDriver(make_engine, summarize, placement=placement, predictor=predictor, paused=paused,
                           loop=loop, speed=speed, layers=setup.layers, total=setup.total)

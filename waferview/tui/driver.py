@@ -37,6 +37,7 @@ class EngineView:
     predictor: str
     done: bool
     summary: dict | None      # the run's summary (trace facts + engine summary) once the trace ended
+    links: str = "fluid"      # the link model the engine uses from the next layer on
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class _Stopped(Exception):
 
 def _view(lane: Lane) -> EngineView:
     return EngineView(lane.frame, lane.history.snapshot(), lane.position, lane.total, lane.mode("placement"),
-                      lane.mode("predictor"), lane.done, lane.summary)
+                      lane.mode("predictor"), lane.done, lane.summary, lane.mode("links"))
 
 
 class ReplayDriver:
@@ -109,8 +110,8 @@ class ReplayDriver:
         self.failure: Failure | None = None
         self.ready = False
 
-    def _lane(self, placement: str, predictor: str) -> Lane:
-        return Lane(self._make_engine, placement, predictor, layers=self._layers, total=self._total)
+    def _lane(self, placement: str, predictor: str, links: str | None = None) -> Lane:
+        return Lane(self._make_engine, placement, predictor, layers=self._layers, total=self._total, links=links)
 
     # ---- the engine the UI looks at -------------------------------------------------------------------
     @property
@@ -176,9 +177,9 @@ class ReplayDriver:
             return pending or ""
         return lane.mode(kind)
 
-    def open_compare(self, placement: str, predictor: str) -> None:
+    def open_compare(self, placement: str, predictor: str, links: str | None = None) -> None:
         with self._control:
-            self._compare_request = (placement, predictor)
+            self._compare_request = (placement, predictor, links)
             self._close_compare = False
             self._pending_compare_modes.clear()
         self._wake.set()
@@ -381,7 +382,8 @@ class ReplayDriver:
                 continue
             compare = name == "compare"
             if restart:
-                modes = (self.wanted_mode("placement", compare=compare), self.wanted_mode("predictor", compare=compare))
+                modes = (self.wanted_mode("placement", compare=compare), self.wanted_mode("predictor", compare=compare),
+                         self.wanted_mode("links", compare=compare))
                 with self._control:
                     (self._pending_compare_modes if compare else self._pending_modes).clear()
                 new = lane.replayed(modes)

@@ -46,11 +46,13 @@ def hbm_warnings(model, hardware, cap) -> tuple[str, ...]:
             f"! {model.key}: weights do not fit the HBM: no copies")
 
 
-def app_setup(trace, hardware, *, batch: int | None, seed: int, options) -> AppSetup:
+def app_setup(trace, hardware, *, batch: int | None, seed: int, options, links: str | None = None) -> AppSetup:
+    from waferview.links import DEFAULT_LINKS
     from waferview.sim.batch import select_batch
 
     m = trace.model
-    chosen = select_batch(trace, batch, seed)          # InputError for a bad --batch or --seed
+    chosen = select_batch(trace, batch, seed, getattr(options, "batch_order", "seeded"),
+                          getattr(options, "max_steps", None))          # InputError for a bad --batch or --seed
     mesh = Mesh(hardware.width, hardware.height)
     home = home_dies(m.num_experts, mesh.num_dies)
     cap = capacity(m, hardware, home, float(getattr(options, "bytes_per_param", 2.0)))
@@ -58,19 +60,21 @@ def app_setup(trace, hardware, *, batch: int | None, seed: int, options) -> AppS
     synthetic = bool(getattr(trace, "synthetic", False)) or raw.endswith(" (synthetic)")
     source = Path(raw.removesuffix(" (synthetic)")).name if raw else "in-memory trace"
     facts = HeaderFacts(m.key, f"{hardware.width}x{hardware.height}", chosen.size, chosen.note is not None,
-                        source, synthetic)
+                        source, synthetic, getattr(options, "profile", "waferview"), links or DEFAULT_LINKS)
     link_rate = float(hardware.link_bytes_per_ns) * float(getattr(hardware, "link_efficiency", 1.0))
     return AppSetup(facts, hbm_warnings(m, hardware, cap), mesh, home, cap.expert_bytes, link_rate,
                     m.moe_layers, chosen.steps * m.moe_layers, lambda totals: summary_fields(trace, totals))
 
 
-def engine_maker(engine_factory, trace, hardware, *, batch, seed, options) -> Callable:
+def engine_maker(engine_factory, trace, hardware, *, batch, seed, options, links: str | None = None) -> Callable:
     """make_engine(placement, predictor, workload=None, progress=None): the factory called with what it takes
     (a Workload to share and a progress callback are passed only to engines that accept them)."""
     takes_workload, takes_progress = accepts(engine_factory, "workload"), accepts(engine_factory, "progress")
 
     def make_engine(placement: str, predictor: str, workload=None, progress=None):
         kwargs = dict(batch=batch, seed=seed, placement=placement, predictor=predictor, options=options)
+        if links is not None and accepts(engine_factory, "links"):
+            kwargs["links"] = links
         if workload is not None and takes_workload:
             kwargs["workload"] = workload
         if progress is not None and takes_progress:

@@ -91,27 +91,34 @@ def middle_cut(text: str, width: int) -> str:
 
 
 def header_variants(model: str, mesh: str, batch: int, reused: bool, source: str, synthetic: bool,
-                    width: int) -> list[str]:
-    """The header's facts, most complete first. Abbreviations come first (the app name, the source file
-    name, the batch figure, the separators); 'requests reused' and 'synthetic' stay to the end."""
+                    width: int, profile: str = "", links: str = "") -> list[str]:
+    """The header's facts, most complete first. Abbreviations come in this order: the app name, "profile P,
+    L links" to "P/L", the source file name, the batch figure, the separators; 'requests reused',
+    'synthetic' and the profile and link model stay to the end."""
     reuse = " (requests reused)" if reused else ""
     kind = " (synthetic)" if synthetic and source else ("synthetic" if synthetic else "")
+    choice_long = f"profile {profile}, {links} links" if profile else ""
+    choice_short = f"{profile}/{links}" if profile else ""
 
-    def line(name, sep=" · ", batch_text=f"batch {batch:,}", src=source):
-        parts = [model, mesh, batch_text + reuse]
+    def line(name, sep=" · ", batch_text=f"batch {batch:,}", src=source, choice=choice_long):
+        parts = [model, mesh, batch_text + reuse] + ([choice] if choice else [])
         tail = (src + kind) if src else kind.strip(" ()")
         if tail:
             parts.append(tail)
         return name + sep.join(parts)
 
     out = [line("waferview "), line("")]
-    fixed = len(line("", src=""))
+    if profile:
+        # the source, whole, outranks the long spelling of the profile and link model
+        out.append(line("", choice=choice_short))
+    choice = choice_short if profile else ""
+    fixed = len(line("", src="", choice=choice))
     room = width - fixed - len(" · ") - len(kind)
     if source and room >= 6:
-        out.append(line("", src=middle_cut(source, room)))
-    out.append(line("", src=""))
-    out.append(line("", batch_text=f"batch {si(batch)}", src=""))
-    out.append(line("", sep="·", batch_text=f"batch {si(batch)}", src=""))
+        out.append(line("", src=middle_cut(source, room), choice=choice))
+    out.append(line("", src="", choice=choice))
+    out.append(line("", batch_text=f"batch {si(batch)}", src="", choice=choice_short))
+    out.append(line("", sep="·", batch_text=f"batch {si(batch)}", src="", choice=choice_short))
     return out
 
 
@@ -123,3 +130,5 @@ class HeaderFacts:
     reused: bool
     source: str               # the file name, without " (synthetic)"
     synthetic: bool
+    profile: str = ""         # the profile the run's choices come from, and its first link model
+    links: str = ""

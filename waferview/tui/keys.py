@@ -28,8 +28,11 @@ KEYS = (
     Key("p", "cycle('placement')", "Placement", "next placement: base, ep, allo (from the next layer)", show=True),
     Key("r", "cycle('predictor')", "Predictor", "next predictor: off, heatmap, oracle, lru (next layer)",
         show=True),
+    Key("l", "cycle('links')", "Links", "next link model: fluid, circuit (the study's discipline; next layer)"),
     Key("P", "cycle('placement', True)", "B placement", "comparison: the second engine's placement"),
     Key("R", "cycle('predictor', True)", "B predictor", "comparison: the second engine's predictor"),
+    Key("L", "cycle('links', True)", "B links", "comparison: the second engine's link model (same modes under "
+        "both link models: c, then L)"),
     Key("c", "compare", "Compare", "compare: same batch, second mode, side by side, lockstep", show=True),
     Key("left", "move(-1, 0)", "", "a cursor over dies and links (starts on the bottleneck)", display="arrows"),
     Key("right", "move(1, 0)", "", ""),

@@ -35,9 +35,11 @@ def accepts(func, name: str) -> bool:
 class Lane:
     """One engine and its history (mutable; the worker thread owns it)."""
 
-    def __init__(self, make_engine, placement: str, predictor: str, *, layers: int, total: int):
+    def __init__(self, make_engine, placement: str, predictor: str, *, layers: int, total: int,
+                 links: str | None = None):
         self.make_engine = make_engine           # make_engine(placement, predictor, workload=, progress=)
         self.initial_modes = (placement, predictor)
+        self.initial_links = links               # None: the engine factory's (the profile's) link model
         self.tape: list[tuple[int, str, str]] = []
         self.layers = max(1, int(layers))
         self.total_hint = int(total)
@@ -64,8 +66,11 @@ class Lane:
 
     def mode(self, kind: str) -> str:
         if self.engine is not None:
-            return getattr(self.engine, kind)
-        value = self.initial_modes[0 if kind == "placement" else 1]
+            return getattr(self.engine, kind, "fluid" if kind == "links" else "")
+        if kind == "links":
+            value = self.initial_links or "fluid"
+        else:
+            value = self.initial_modes[0 if kind == "placement" else 1]
         for _, k, name in self.tape:            # not built yet: the tape's entries at position 0
             if k == kind:
                 value = name
@@ -79,6 +84,8 @@ class Lane:
             return
         report("reading the batch (expert counts per layer)", 0, 0)
         self.engine = self.make_engine(*self.initial_modes, workload=workload, progress=report)
+        if self.initial_links is not None and getattr(self.engine, "links", None) != self.initial_links:
+            self.engine.set_links(self.initial_links)
         self._apply_tape()
         prepare = getattr(self.engine, "prepare", None)
         if callable(prepare):
@@ -178,8 +185,9 @@ class Lane:
     def replayed(self, restart_modes: tuple[str, str] | None = None) -> "Lane":
         """A new lane (engine not built) that replays this one: same first modes and tape, history kept up to
         where the replay will show frames again; or, with restart_modes, a fresh start in those modes."""
-        lane = Lane(self.make_engine, *(restart_modes or self.initial_modes), layers=self.layers,
-                    total=self.total)
+        lane = Lane(self.make_engine, *(restart_modes[:2] if restart_modes else self.initial_modes),
+                    layers=self.layers, total=self.total,
+                    links=(restart_modes[2] if restart_modes and len(restart_modes) > 2 else self.initial_links))
         if restart_modes is None:
             lane.tape = list(self.tape)
             lane.history = copy.deepcopy(self.history)

@@ -15,8 +15,9 @@ DIM, BOLD = Style(dim=True), Style(bold=True)
 LABEL_W = 14
 
 
-def modes_label(placement: str, predictor: str) -> str:
-    return f"{placement} + {predictor}"
+def modes_label(placement: str, predictor: str, links: str | None = None) -> str:
+    """"allo + heatmap", with the link model when it is not waferview's default: "allo + heatmap · circuit"."""
+    return f"{placement} + {predictor}" + (f" · {links}" if links and links != "fluid" else "")
 
 
 def position_lines(view: EngineView, layers: int) -> list[str]:
@@ -103,9 +104,9 @@ class StatsPanel(Static):
         for line in position_lines(view, self.moe_layers):
             text.append(line + "\n")
         f = view.frame
-        ran = modes_label(f.placement, f.predictor) if f is not None else modes_label(*self.wanted)
+        ran = modes_label(f.placement, f.predictor, f.links) if f is not None else modes_label(*self.wanted)
         text.append("modes ", DIM).append(ran, BOLD)
-        if f is not None and self.wanted != (f.placement, f.predictor):
+        if f is not None and tuple(self.wanted) != (f.placement, f.predictor, f.links)[:len(self.wanted)]:
             text.append(f"\n  next: {modes_label(*self.wanted)}", Style(italic=True))
         text.append("\n")
         text.append("run so far" + (" (end)" if view.done else "") + "\n", BOLD)
@@ -229,7 +230,8 @@ class HeaderBar(Static):
         width = self.size.width or 80
         room = max(0, width - len(right) - 3)
         f = self.facts
-        facts = fit(header_variants(f.model, f.mesh, f.batch, f.reused, f.source, f.synthetic, room), room)
+        facts = fit(header_variants(f.model, f.mesh, f.batch, f.reused, f.source, f.synthetic, room, f.profile,
+                                    f.links), room)
         left = Text(" ")
         if facts.startswith("waferview "):
             left.append("waferview", BOLD)
