@@ -15,6 +15,7 @@ COMMANDS = {
     "replay": ("cmd_replay", "live replay in the terminal, with mode toggles"),
     "summary": ("cmd_summary", "headless run of one mode: a table, or one JSON object"),
     "compare": ("cmd_compare", "the paper's five strategies (or --modes) on the same batch"),
+    "sweep": ("cmd_sweep", "a grid of runs (the paper's, or any axes) on every core or a Ray cluster"),
     "insights": ("cmd_insights", "trace statistics behind the paper's insights"),
     "fetch": ("cmd_fetch", "download traces from the Hugging Face Hub"),
     "synth": ("cmd_synth", "synthetic traces in the dataset's exact format, or straight to a cache"),

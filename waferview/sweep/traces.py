@@ -1,0 +1,202 @@
+"""The traces of a sweep: each SOURCE (or synthetic pool) read once in the parent, named by a content
+fingerprint, and backed by a .wvtrace file that the workers memory-map instead of receiving arrays.
+
+- `--synth`: the calibrated synthetic pool of each model (waferview.synth.generate, seed 0), written once
+  to $WAFERVIEW_CACHE_DIR/sweep/synth/ under a name that carries the generator's parameters and code, so
+  a changed generator makes a new pool instead of reusing a stale one.
+- fingerprint: sha256 over the model, request names, skipped files and the four id arrays. Hashing a
+  large trace takes seconds (about 2 GB/s), so it is remembered per file (path, size, mtime, inode).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from waferview.errors import InputError
+
+HASH_CHUNK = 64 << 20
+
+
+@dataclass(frozen=True)
+class TraceRef:
+    """What a worker needs to open one trace: the file, what it was when the parent read it, the label."""
+    path: str
+    size: int
+    mtime_ns: int
+    label: str                  # trace.source: the `source` field of its rows
+
+
+@dataclass
+class SweepTrace:
+    index: int
+    source: str | None          # as given (None: the shipped default of the model)
+    model: str | None           # --model as given
+    column: str                 # the row's sweep_source
+    ref: TraceRef
+    fingerprint: str
+    model_key: str
+    requests: int
+    moe_layers: int
+    top_k: int
+    num_experts: int
+
+
+def sweep_dir() -> Path:
+    from waferview.trace.store import cache_dir
+
+    return cache_dir() / "sweep"
+
+
+def _code_digest(package: str) -> str:
+    import waferview
+
+    root = Path(waferview.__file__).resolve().parent / package
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def code_version() -> str:
+    """waferview's version plus a digest of its sources: rows cached by another build are not reused."""
+    from waferview import __version__
+
+    return f"{__version__}+{_code_digest('.')[:12]}"
+
+
+def synth_pool_path(model: str, requests: int) -> Path:
+    from waferview.models import get_model
+    from waferview.synth.generate import default_params
+
+    params = orjson.dumps(dataclasses.asdict(default_params(get_model(model))), option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(params + _code_digest("synth").encode()).hexdigest()[:10]
+    return sweep_dir() / "synth" / f"{model}-{requests}-seed0-{digest}.wvtrace"
+
+
+def synth_pool(model: str, requests: int) -> Path:
+    """The calibrated synthetic pool of `model` (seed 0), generated on first use."""
+    from waferview.synth.generate import generate_to_cache
+
+    path = synth_pool_path(model, requests)
+    if not path.is_file():
+        print(f"waferview sweep: generating the synthetic {model} pool ({requests:,} requests) -> {path}",
+              file=sys.stderr)
+        generate_to_cache(model, requests, 0, path)
+    return path
+
+
+def _backing_file(trace) -> str | None:
+    from waferview.trace.cache import is_cache_file
+
+    name = getattr(trace.prefill_ids, "filename", None)
+    same = all(getattr(getattr(trace, a), "filename", None) == name
+               for a in ("decode_ids", "prefill_offsets", "decode_offsets"))
+    return name if name and same and is_cache_file(name) else None
+
+
+def _hash_trace(trace) -> str:
+    from waferview.sim.pages import release_rows
+
+    h = hashlib.sha256()
+    h.update(orjson.dumps({"model": trace.model.to_dict(), "names": list(trace.request_names),
+                           "skipped": list(trace.skipped)}))
+    for name in ("prefill_offsets", "decode_offsets", "prefill_ids", "decode_ids"):
+        arr = getattr(trace, name)
+        h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        rows = max(1, HASH_CHUNK // max(1, arr[0:1].nbytes)) if len(arr) else 1
+        for i in range(0, len(arr), rows):
+            h.update(memoryview(arr[i:i + rows].reshape(-1)).cast("B"))
+            release_rows(arr, i, min(len(arr), i + rows))   # a large mapped trace does not stay resident
+    return h.hexdigest()
+
+
+def fingerprint(trace, path: str | None) -> str:
+    """The content fingerprint of a trace, remembered per backing file."""
+    memo = None
+    if path:
+        st = os.stat(path)
+        ident = f"{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+        memo = sweep_dir() / "fingerprints" / hashlib.sha256(ident.encode()).hexdigest()[:32]
+        try:
+            text = memo.read_text().strip()
+            if len(text) == 64:
+                return text
+        except OSError:
+            pass
+    digest = _hash_trace(trace)
+    if memo is not None:
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(digest)
+            os.replace(tmp, memo)
+        except OSError:
+            pass
+    return digest
+
+
+def _ensure_file(trace, digest: str) -> str:
+    """A .wvtrace holding this trace: its own file when it is memory-mapped, else one written for the sweep."""
+    from waferview.trace.cache import save_cache
+
+    path = _backing_file(trace)
+    if path:
+        return path
+    target = sweep_dir() / "traces" / f"{digest[:32]}.wvtrace"
+    if not target.is_file():
+        try:
+            save_cache(target, trace, source_key=f"sweep:{digest}")
+        except OSError as e:
+            raise InputError(f"{target}: cannot write the trace for the workers ({e.strerror or e})") from None
+    return str(target)
+
+
+def load_traces(sources: list[str], models: list[str | None], *, synth: bool, synth_requests: int,
+                strict: bool, no_cache: bool) -> list[SweepTrace]:
+    """Every (source, model) of the sweep, read and fingerprinted (InputError for a bad source)."""
+    from waferview.trace.source import load_source
+
+    items: list[tuple[str | None, str | None, str]] = []
+    if synth:
+        if sources:
+            raise InputError("--synth generates the sources: give SOURCE arguments or --synth, not both")
+        for m in models:
+            if m is None:
+                raise InputError("--synth needs --models (for example --models qwen3,deepseek) or --paper")
+        items = [(str(synth_pool(m, synth_requests)), m, f"synth:{m}:{synth_requests}") for m in models]
+    elif sources:
+        items = [(s, m, s) for s in sources for m in models]
+    else:
+        items = [(None, m, f"default:{m or 'deepseek'}") for m in models]
+    out = []
+    for source, model, column in items:
+        trace = load_source(source, model=model, strict=strict, use_cache=not no_cache)
+        backing = _backing_file(trace)
+        digest = fingerprint(trace, backing)
+        path = _ensure_file(trace, digest)
+        st = os.stat(path)
+        m = trace.model
+        out.append(SweepTrace(len(out), source, model, column, TraceRef(path, st.st_size, st.st_mtime_ns, trace.source),
+                              digest, m.key, trace.requests, m.moe_layers, m.top_k, m.num_experts))
+    return out
+
+
+def open_trace(ref: TraceRef):
+    """The trace a worker replays: the file memory-mapped, as the parent saw it (InputError if it changed)."""
+    from waferview.trace.cache import load_cache
+
+    try:
+        st = os.stat(ref.path)
+    except OSError as e:
+        raise InputError(f"{ref.path}: trace file gone during the sweep ({e.strerror or e})") from None
+    if (st.st_size, st.st_mtime_ns) != (ref.size, ref.mtime_ns):
+        raise InputError(f"{ref.path}: trace file changed during the sweep")
+    trace, _ = load_cache(ref.path)
+    return dataclasses.replace(trace, source=ref.label)
