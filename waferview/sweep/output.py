@@ -197,10 +197,27 @@ class SweepProgress:
 
 # ---- the bar chart --------------------------------------------------------------------------
 
-def speedup_chart(rows: list[dict], group_columns: list[str], width: int = 40) -> str | None:
-    """Speedups over Base as horizontal bars, one per row that has one (rich renders the bars)."""
+def _bars(rows: list[dict], group_columns: list[str], most: int):
+    """(labels, speedup, note) per bar: every row when they are few, else the mean per first column and
+    strategy (with the range), so the chart stays compact."""
     have = [r for r in rows if r.get("speedup_vs_base") is not None and r.get("strategy") != "Base"]
-    if not have:
+    if len(have) <= most or not group_columns:
+        return [([_label(r.get(c)) for c in group_columns] + [str(r["strategy"])], r["speedup_vs_base"], "")
+                for r in have], group_columns
+    first = group_columns[0]
+    groups: dict = {}
+    for r in have:
+        groups.setdefault((_label(r.get(first)), str(r["strategy"])), []).append(r["speedup_vs_base"])
+    bars = [([g, s], sum(v) / len(v), f" (mean of {len(v)}, {min(v):.2f}-{max(v):.2f}x)")
+            for (g, s), v in groups.items()]
+    return bars, [first]
+
+
+def speedup_chart(rows: list[dict], group_columns: list[str], width: int = 40, most: int = 24) -> str | None:
+    """Speedups over Base as horizontal bars drawn with rich: one per row when there are at most `most`,
+    else the mean per first varying column and strategy."""
+    bars, shown = _bars(rows, group_columns, most)
+    if not bars:
         return None
     from io import StringIO
 
@@ -208,25 +225,22 @@ def speedup_chart(rows: list[dict], group_columns: list[str], width: int = 40) -
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    top = max(r["speedup_vs_base"] for r in have)
+    top = max(v for _, v, _ in bars)
     scale = width / top if top > 0 else 0
     t = RichTable(title="speedup over Base", box=None, show_header=True, pad_edge=False, title_justify="left")
-    for c in group_columns:
+    for c in shown:
         t.add_column(_short(c))
     t.add_column("strategy")
     t.add_column("", no_wrap=True)
-    for r in have:
-        v = r["speedup_vs_base"]
+    for labels, v, note in bars:
         n = v * scale
         full = int(n)
         bar = "█" * full + (" ▏▎▍▌▋▊▉"[int((n - full) * 8)] if n - full >= 0.125 else "")
-        colour = "green" if v > 1 else "red"
-        t.add_row(*(_label(r.get(c)) for c in group_columns), str(r.get("strategy")),
-                  Text(bar, style=colour) + Text(f" {v:.2f}x"))
+        t.add_row(*labels, Text(bar, style="green" if v > 1 else "red") + Text(f" {v:.2f}x{note}"))
     buf = StringIO()
     force = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    Console(file=buf, width=200, force_terminal=force, no_color=not force, highlight=False).print(t)
-    return buf.getvalue().rstrip("\n")
+    Console(file=buf, width=160, force_terminal=force, no_color=not force, highlight=False).print(t)
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
 
 
 def finite_or_none(v):

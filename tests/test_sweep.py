@@ -1,0 +1,281 @@
+"""waferview sweep: grids checked before any work, rows equal to `summary --json`, the pool equal to an
+in-process run, resuming after a kill, failed rows, whole rows in CSV/JSONL, grid files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from waferview.cli.main import build_parser, main
+from waferview.sweep import grid
+from waferview.sweep.plan import SweepSpec, make_plan
+
+TINY = ["--models", "llama4", "--batches", "6", "--meshes", "2x2,3x1"]   # the shipped llama4 trace, small runs
+
+
+def _sweep(capsys, *argv):
+    code = main(["sweep", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _json_rows(capsys, *argv):
+    code, out, err = _sweep(capsys, *argv, "--json")
+    assert code == 0, err
+    return orjson.loads(out)
+
+
+# ---- the grid, checked before any work -----------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top-n", "x"], "--top-n 'x': argument --top-n: invalid int value: 'x'"),
+    (["--eviction", "admit,sometimes"], "--eviction 'sometimes': argument --eviction: invalid choice: 'sometimes'"),
+    (["--set", "nonsense=1"], "unknown axis 'nonsense'"),
+    (["--set", "top_n"], "--set 'top_n': expected NAME=V1,V2"),
+    (["--strategies", "Fast"], "--strategies 'Fast': expected one of Base, EP, Pred Only, Allo Only, Allo+Pred"),
+    (["--strategies", "allo/psychic"], "unknown predictor mode 'psychic'"),
+    (["--meshes", "0x3"], "--mesh 0x3: width and height must be at least 1"),
+    (["--models", "gpt"], "gpt"),
+    (["--placement", "teleport"], "--placement 'teleport': unknown placement mode"),
+    (["--strategies", "Base", "--placement", "ep"], "give --strategies or --placement/--predictor axes, not both"),
+    (["--block-size", "0"], "--block-size 0: expected a positive integer"),
+    (["--plot", "fig.gif"], "--plot fig.gif: expected a .png, .svg or .pdf file name"),
+    (["--workers", "-1"], "--workers -1: expected 0 (in this process) or more"),
+    (["--ray", "127.0.0.1:1"], "--ray 127.0.0.1:1: cannot reach a Ray cluster there"),
+])
+def test_bad_input_is_one_line_and_exit_2_before_any_work(capsys, argv, message):
+    from waferview.sweep.traces import sweep_dir
+
+    if argv[0] == "--ray":
+        pytest.importorskip("ray")
+    code, out, err = _sweep(capsys, *TINY, *argv)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert not sweep_dir().exists(), "nothing may be read, generated or cached before the grid is checked"
+
+
+def test_profiles_axis_waits_for_summary_to_have_the_option(capsys):
+    if "profile" in grid.axis_options():
+        pytest.skip("summary has --profile now")
+    code, _, err = _sweep(capsys, *TINY, "--profiles", "paper")
+    assert code == 2 and "this version of summary has no --profile option" in err
+
+
+def test_more_than_100000_configurations_need_yes(capsys):
+    seeds = ",".join(str(i) for i in range(1000))
+    code, _, err = _sweep(capsys, *TINY, "--set", f"seed={seeds}", "--top-n", ",".join(str(i) for i in range(1, 52)))
+    assert code == 2
+    assert "the grid has 102,000 configurations (more than 100,000): add --yes to run them all" in err
+
+
+def test_a_configuration_is_the_namespace_summary_builds():
+    config = {"source": "x.wvtrace", "model": "qwen3", "mesh": "8x3", "batch": "4096", "top_n": "13",
+              "placement": "ep", "predictor": "lru", "eviction": "never", "strict": "true"}
+    ours = vars(grid.namespace(config))
+    theirs = vars(build_parser().parse_args(["summary", "x.wvtrace", "--model", "qwen3", "--mesh", "8x3", "--batch",
+                                             "4096", "--top-n", "13", "--placement", "ep", "--predictor", "lru",
+                                             "--eviction", "never", "--strict"]))
+    theirs = {k: v for k, v in theirs.items() if k not in ("command", "_module")}
+    assert ours == theirs
+    assert grid.namespace({"batch": None}).batch is None   # "default" leaves summary's default
+
+
+def test_the_paper_grid():
+    plan = make_plan(SweepSpec(paper=True, synth=True))
+    assert len(plan.configs) == 4 * 2 * 3 * 5
+    cells = {(c.trace, c.ns.mesh, c.ns.batch, c.columns["strategy"]) for c in plan.configs}
+    assert len(cells) == 120
+    assert {c.columns["strategy"] for c in plan.configs} == {"Base", "EP", "Pred Only", "Allo Only", "Allo+Pred"}
+    assert {c.ns.mesh for c in plan.configs} == {"5x5", "8x3"} and {c.ns.batch for c in plan.configs} == {4096, 8192, 16384}
+    assert [c.ns.model for c in plan.configs[::30]] == ["deepseek", "kimi", "llama4", "qwen3"]
+
+
+def test_grid_file_equals_the_command_line(tmp_path, capsys):
+    f = tmp_path / "grid.toml"
+    f.write_text('models = ["llama4"]\nbatches = [6]\nmeshes = ["2x2", "3x1"]\nstrategies = ["Base", "Allo+Pred"]\n'
+                 '[set]\ntop-n = [3, 5]\n')
+    from_file = _json_rows(capsys, str(f), "--workers", "0")
+    from_cli = _json_rows(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--top-n", "3,5", "--workers", "0")
+    assert from_file["rows"] == from_cli["rows"]
+    assert len(from_file["rows"]) == 2 * 2 * 2
+    assert from_cli["sweep"]["cached"] == 8 and from_cli["sweep"]["computed"] == 0   # the second run read the cache
+    f.write_text('meshes = ["2x2"]\nwarp = [9]\n')
+    code, _, err = _sweep(capsys, str(f))
+    assert code == 2 and err.startswith(f"waferview sweep: {f}: unknown axis 'warp'")
+
+
+# ---- rows ----------------------------------------------------------------------------------------
+
+def test_rows_hold_the_axes_and_exactly_summary_json(capsys):
+    out = _json_rows(capsys, *TINY, "--strategies", "Base,Pred Only", "--workers", "0")
+    rows = out["rows"]
+    assert [(r["sweep_mesh"], r["strategy"]) for r in rows] == [("2x2", "Base"), ("2x2", "Pred Only"),
+                                                                ("3x1", "Base"), ("3x1", "Pred Only")]
+    for r in rows:
+        assert main(["summary", "--model", "llama4", "--batch", "6", "--mesh", r["sweep_mesh"], "--placement",
+                     r["placement"], "--predictor", r["predictor"], "--json"]) == 0
+        summary = orjson.loads(capsys.readouterr().out)
+        assert {k: r[k] for k in summary} == summary
+        assert r["status"] == "ok" and r["error"] is None and r["sweep_model"] == "llama4" and r["sweep_batch"] == 6
+    for base, pred in (rows[0:2], rows[2:4]):
+        assert base["speedup_vs_base"] == 1.0
+        assert pred["speedup_vs_base"] == pred["throughput_tokens_per_s"] / base["throughput_tokens_per_s"]
+        assert pred["hop_reduction_vs_base"] == base["hops"] / pred["hops"]
+        assert pred["ceiling_tokens_per_s"] >= pred["throughput_tokens_per_s"]
+    assert out["sweep"]["axes"]["strategy"] == ["Base", "Pred Only"]
+
+
+def test_the_pool_gives_the_rows_of_an_in_process_run(capsys, tmp_path):
+    argv = [*TINY, "--models", "llama4,deepseek", "--strategies", "paper", "--batches", "5,6"]
+    inline = _json_rows(capsys, *argv, "--workers", "0")
+    pooled = _json_rows(capsys, *argv, "--workers", "2", "--fresh", "--csv", str(tmp_path / "rows.csv"),
+                        "--jsonl", str(tmp_path / "rows.jsonl"))
+    assert pooled["sweep"]["computed"] == 40 and pooled["sweep"]["workers"] == 2
+    assert pooled["rows"] == inline["rows"]
+    lines = (tmp_path / "rows.jsonl").read_text().splitlines()
+    assert sorted((orjson.loads(x) for x in lines), key=lambda r: r["config"]) == inline["rows"]
+    with open(tmp_path / "rows.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 40 and list(table[0]) == inline["sweep"]["columns"]
+    by_config = {int(r["config"]): r for r in table}
+    for r in inline["rows"]:
+        assert float(by_config[r["config"]]["throughput_tokens_per_s"]) == r["throughput_tokens_per_s"]
+
+
+def test_a_failed_configuration_is_a_row_and_the_sweep_goes_on(capsys, monkeypatch):
+    from waferview.sweep import runner
+
+    real = runner.simulate_config
+
+    def flaky(trace, ns):
+        if ns.mesh == "3x1" and ns.predictor == "heatmap":
+            raise RuntimeError("the wafer caught fire\nsecond line never shown")
+        return real(trace, ns)
+
+    monkeypatch.setattr(runner, "simulate_config", flaky)
+    code, out, err = _sweep(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--workers", "0", "--json")
+    assert code == 1
+    rows = orjson.loads(out)["rows"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert [(r["sweep_mesh"], r["strategy"]) for r in failed] == [("3x1", "Allo+Pred")]
+    assert failed[0]["error"] == "RuntimeError: the wafer caught fire" and failed[0]["throughput_tokens_per_s"] is None
+    assert sum(r["status"] == "ok" for r in rows) == 3
+    assert "1 failed" in err
+    monkeypatch.setattr(runner, "simulate_config", real)   # a failed row is not cached: the rerun computes it
+    again = _json_rows(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--workers", "0")
+    assert again["sweep"]["computed"] == 1 and again["sweep"]["cached"] == 3
+
+
+def test_the_table_and_the_bar_chart(capsys):
+    code, out, err = _sweep(capsys, *TINY, "--strategies", "Base,EP", "--workers", "0")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["mesh", "strategy", "tokens/s", "speedup", "hop", "red.", "hit", "rate", "util"]
+    assert [ln.split()[:2] for ln in lines[1:5]] == [["2x2", "Base"], ["2x2", "EP"], ["3x1", "Base"], ["3x1", "EP"]]
+    assert "speedup over Base" in out and "█" in out
+    assert err.startswith("waferview sweep: 4 rows (4 computed, 0 from the cache, 0 failed)")
+
+
+# ---- resuming ------------------------------------------------------------------------------------
+
+def _env(tmp_path):
+    env = dict(os.environ, WAFERVIEW_NO_PROGRESS="1")
+    env.pop("WAFERVIEW_DEBUG", None)
+    return env
+
+
+def test_killing_a_sweep_halfway_and_rerunning_recomputes_only_the_missing_rows(tmp_path):
+    from waferview.sweep.traces import sweep_dir
+
+    argv = [sys.executable, "-m", "waferview", "sweep", "--models", "llama4", "--batches", "6,7,8",
+            "--meshes", "2x2,3x1,2x1", "--strategies", "paper", "--workers", "1", "--csv", str(tmp_path / "a.csv")]
+    rows_dir = sweep_dir() / "rows"
+    proc = subprocess.Popen(argv, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if rows_dir.is_dir() and sum(1 for _ in rows_dir.glob("*/*.json")) >= 8:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)   # the sweep and its workers, mid-run
+        proc.wait()
+    done = sum(1 for _ in rows_dir.glob("*/*.json"))
+    assert 8 <= done < 45, "the kill must land halfway"
+    with open(tmp_path / "a.csv", newline="") as f:   # whatever was written is whole rows
+        table = list(csv.reader(f))
+    assert all(len(r) == len(table[0]) for r in table) and len(table) - 1 <= done
+    again = subprocess.run(argv[:-2] + ["--json"], env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    meta = orjson.loads(again.stdout)["sweep"]
+    assert (meta["configurations"], meta["cached"], meta["computed"]) == (45, done, 45 - done)
+
+
+# ---- Ray -----------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_local_ray_instance_gives_the_rows_of_the_pool(tmp_path, capsys):
+    pytest.importorskip("ray")
+    ray_bin = Path(sys.executable).parent / "ray"
+    port = _free_port()
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="wvray", dir="/tmp")   # Ray's socket paths must stay short
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+                             "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--temp-dir={temp}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        argv = [*TINY, "--strategies", "Base,Allo+Pred"]
+        pooled = _json_rows(capsys, *argv, "--workers", "2")
+        import socket
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        try:
+            on_ray = _json_rows(capsys, *argv, "--fresh", "--ray", f"127.0.0.1:{port}")
+        finally:
+            del os.environ["RAY_AUTH_MODE"]
+        assert on_ray["sweep"]["backend"].startswith(f"Ray at 127.0.0.1:{port}")
+        assert on_ray["sweep"]["computed"] == 4
+        assert on_ray["rows"] == pooled["rows"]
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)   # the head and every Ray process it started (its session)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        time.sleep(1)
+        try:
+            os.killpg(head.pid, signal.SIGKILL)   # what did not stop on SIGTERM
+        except ProcessLookupError:
+            pass
+        head.wait()
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
