@@ -279,3 +279,61 @@ def test_a_real_local_ray_instance_gives_the_rows_of_the_pool(tmp_path, capsys):
         import shutil
 
         shutil.rmtree(temp, ignore_errors=True)
+
+
+# ---- figures -------------------------------------------------------------------------------------
+
+def _png_size(path: Path) -> tuple[int, int]:
+    import struct
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_plot_draws_fig12_and_its_hops_with_the_plotted_numbers_beside(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    from waferview.sweep.figures import image_size
+
+    out = _json_rows(capsys, *TINY, "--models", "llama4,deepseek", "--strategies", "paper", "--batches", "5,6",
+                     "--workers", "0", "--plot", str(tmp_path / "fig.png"))
+    rows = out["rows"]
+    size = image_size(rows)
+    assert size == (2 * 450, 2 * 300 + 125)   # two meshes across, two models down
+    assert _png_size(tmp_path / "fig.png") == size and _png_size(tmp_path / "fig-hops.png") == size
+    with open(tmp_path / "fig.csv", newline="") as f:
+        plotted = list(csv.DictReader(f))
+    expected = [(r["sweep_model"], r["sweep_mesh"], str(r["batch"]), r["strategy"], figure, r[field])
+                for r in rows if r["strategy"] != "Base"
+                for figure, field in (("speedup", "speedup_vs_base"), ("hop_reduction", "hop_reduction_vs_base"))]
+    got = [(p["model"], p["mesh"], p["batch"], p["strategy"], p["figure"], float(p["value"]) if p["value"] else None)
+           for p in plotted]
+    assert got == expected
+    assert len(got) == 2 * 2 * 2 * 4 * 2
+
+
+def test_insights_plot_draws_both_heatmaps_and_writes_their_counts(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    from waferview.analysis.insights import layer_counts
+    from waferview.analysis.insights_plot import DPI, SIZE_IN, panels
+    from waferview.trace.source import load_source
+
+    assert main(["insights", "--model", "llama4", "--plot", str(tmp_path / "co.png")]) == 0
+    capsys.readouterr()
+    assert _png_size(tmp_path / "co.png") == (round(SIZE_IN[0] * DPI), round(SIZE_IN[1] * DPI))
+    tables = layer_counts(load_source(None, model="llama4"))
+    layer, items = panels(tables)
+    assert layer == 11   # the middle of llama4's 24 MoE layers
+    with open(tmp_path / "co.csv", newline="") as f:
+        cells = list(csv.DictReader(f))
+    assert len(cells) == 2 * 128 * 128
+    for figure, source in (("next_layer", tables["next_layer"][layer]), ("next_token", tables["next_token"][layer])):
+        mine = [c for c in cells if c["figure"] == figure]
+        assert sum(int(c["count"]) for c in mine) == int(source.sum())
+        for c in mine[:: 997]:
+            assert int(c["count"]) == source[int(c["row_expert"]), int(c["col_expert"])]
+        ranks = [int(c["row_expert"]) for c in mine if c["col_rank"] == "0"]
+        freq = (tables["freq_pre"] + tables["freq_dec"])[layer] if figure == "next_layer" else tables["freq_dec"][layer]
+        assert list(freq[ranks]) == sorted(freq, reverse=True)   # rows ordered by frequency
+    assert main(["insights", "--plot", str(tmp_path / "co.bmp")]) == 2
+    assert "expected a .png, .svg or .pdf" in capsys.readouterr().err

@@ -73,6 +73,8 @@ def run_sweep(args, spec) -> int:
     plan = make_plan(spec)
     _check_outputs(args)
     check_plot(args.plot)
+    if args.plot and not any((c.ns.placement, c.ns.predictor) == ("base", "off") for c in plan.configs):
+        raise InputError("--plot draws throughput and hops over Base: add Base to --strategies")
     if args.ray is not None and importlib.util.find_spec("ray") is None:
         raise InputError("--ray needs Ray: pip install 'waferview[ray]'")
     pool = make_pool(args, [])
