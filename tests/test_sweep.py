@@ -337,3 +337,23 @@ def test_insights_plot_draws_both_heatmaps_and_writes_their_counts(capsys, tmp_p
         assert list(freq[ranks]) == sorted(freq, reverse=True)   # rows ordered by frequency
     assert main(["insights", "--plot", str(tmp_path / "co.bmp")]) == 2
     assert "expected a .png, .svg or .pdf" in capsys.readouterr().err
+
+
+def test_progress_shows_rate_and_eta_on_a_terminal_only():
+    from waferview.sweep.output import SweepProgress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar = SweepProgress(10, 2, stream=Tty(), enabled=None)
+    assert bar.enabled
+    bar.done = 6                            # 2 from the cache, 4 computed in 60 s: 4 rows/min, 4 left: 1 minute
+    assert bar.text(bar.start + 60) == "sweep: 6/10 rows (2 cached), 4.0 rows/min, ETA 1m00s, 1m00s elapsed"
+    bar.draw(force=True)
+    assert bar.stream.getvalue().startswith("\rsweep: 6/10 rows (2 cached)")
+    piped = io.StringIO()
+    quiet = SweepProgress(10, 0, stream=piped)
+    quiet.advance()
+    quiet.draw(force=True)
+    assert not quiet.enabled and piped.getvalue() == ""
