@@ -357,3 +357,46 @@ def test_progress_shows_rate_and_eta_on_a_terminal_only():
     quiet.advance()
     quiet.draw(force=True)
     assert not quiet.enabled and piped.getvalue() == ""
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                out.append((int(stat.parent.name), cmd))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_a_killed_worker_costs_only_its_rows(tmp_path):
+    from waferview.sweep.traces import sweep_dir
+
+    argv = [sys.executable, "-m", "waferview", "sweep", "--models", "llama4", "--batches", "6,7", "--meshes",
+            "2x2,3x1,2x1", "--strategies", "paper", "--workers", "2", "--json"]
+    rows_dir = sweep_dir() / "rows"
+    proc = subprocess.Popen(argv, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    killed = None
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and killed is None:
+            if rows_dir.is_dir() and sum(1 for _ in rows_dir.glob("*/*.json")) >= 3:
+                workers = [p for p, cmd in _children(proc.pid) if "spawn_main" in cmd]
+                if workers:
+                    killed = workers[0]
+                    os.kill(killed, signal.SIGKILL)
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert killed is not None, "the sweep finished before a worker could be killed"
+    assert proc.returncode == 0, err
+    assert "a worker process died; restarting the pool for the rows not finished" in err
+    result = orjson.loads(out)
+    assert len(result["rows"]) == 30 and all(r["status"] == "ok" for r in result["rows"])
+    assert result["sweep"]["computed"] == 30
