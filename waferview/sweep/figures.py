@@ -114,7 +114,7 @@ def _draw(records, keys, figure: str, path: str) -> None:
                 ax.axhline(paper, color=COLOURS["Allo+Pred"], linestyle="--", linewidth=1.1, zorder=1)
                 ax.annotate(f"paper {paper:g}x ", (1.0, paper), xycoords=("axes fraction", "data"), ha="right",
                             va="bottom", fontsize=7, color=COLOURS["Allo+Pred"])
-            ax.set_ylim(0, max([paper or 0] + [r["value"] or 0 for r in recs]) * 1.18)
+            ax.set_ylim(0, max([paper or 0] + [max(r["value"] or 0, r["paper_value"] or 0) for r in recs]) * 1.18)
         else:
             ax.set_yscale("log")
             for s, v in PAPER_HOP_REDUCTION_MEANS.items():

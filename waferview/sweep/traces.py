@@ -54,21 +54,32 @@ def sweep_dir() -> Path:
     return cache_dir() / "sweep"
 
 
-def _code_digest(package: str) -> str:
+# sources that cannot change a row: the live view, the benchmark, trace statistics, the generator (pools are
+# fingerprinted by content), and the sweep's and CLI's own plumbing around the runner
+_NOT_IN_ROWS = ("tui/", "bench/", "analysis/", "synth/", "sweep/", "cli/")
+_IN_ROWS = ("sweep/runner.py", "sweep/grid.py", "cli/common.py", "cli/cmd_summary.py")
+
+
+def _code_digest(package: str, rows_only: bool = False) -> str:
     import waferview
 
     root = Path(waferview.__file__).resolve().parent / package
     h = hashlib.sha256()
     for p in sorted(root.rglob("*.py")):
-        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+        rel = p.relative_to(root).as_posix()
+        if rows_only and rel.startswith(_NOT_IN_ROWS) and rel not in _IN_ROWS:
+            continue
+        h.update(rel.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
 
 
 def code_version() -> str:
-    """waferview's version plus a digest of its sources: rows cached by another build are not reused."""
+    """waferview's version plus a digest of the sources a row depends on (everything but the live view, the
+    benchmark, the statistics, the generator and the plumbing around the runner): rows cached by another
+    engine are not reused, while an edit to a figure or the table keeps the cache."""
     from waferview import __version__
 
-    return f"{__version__}+{_code_digest('.')[:12]}"
+    return f"{__version__}+{_code_digest('.', rows_only=True)[:12]}"
 
 
 def synth_pool_path(model: str, requests: int) -> Path:
