@@ -142,7 +142,8 @@ def test_sweep_pool_figures(tiny):
     assert pool["configurations"] == 4 * 5 and pool["rows_agree"] is True   # 1 worker, 2 workers, in-process
     assert tiny["sweep_parallel_efficiency"] == pytest.approx(pool["one_worker_s"] / pool["two_workers_s"])
     assert tiny["sweep_pool_overhead"] == pytest.approx(
-        (pool["one_worker_s"] - pool["in_process_one_thread_s"]) / pool["in_process_one_thread_s"])
+        (pool["one_worker_cpu_s"] - pool["in_process_one_thread_cpu_s"]) / pool["in_process_one_thread_cpu_s"])
+    assert pool["one_worker_cpu_s"] > 0 and pool["two_workers_cpu_s"] > 0
     grid = tiny["details"]["sweep_paper_grid"]
     assert grid["models_measured"] == ["llama4"] and grid["configurations_measured"] == 5 * 2 * 3
     assert tiny["sweep_paper_grid_estimated"] is True

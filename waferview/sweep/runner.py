@@ -4,7 +4,7 @@ run_chunk(trace, configs) is the ONE place where configurations of a chunk (same
 share work. Today engines on the same trace object and batch share the batch's counts and heatmap through
 the memo in waferview.sim.batch, so running them one after another on one trace object is all the
 sharing there is; when that sharing becomes an explicit object built once per (trace, batch, seed), this
-function builds it and hands it to build_engine().
+function builds it (one per distinct (batch, seed) of its configurations) and hands it to simulate_config().
 
 A configuration becomes the Namespace `waferview summary` would build (grid.namespace) and its fields are
 exactly `summary --json`'s (cli.cmd_summary.simulate), plus `ceiling_tokens_per_s`.
@@ -20,15 +20,9 @@ from waferview.errors import InputError
 from waferview.sweep.grid import namespace
 
 
-def build_engine(trace, ns):
-    """The Engine `waferview summary` would run for these options (the one place sweeps make engines)."""
-    from waferview.cli.common import engine_from_args
-
-    return engine_from_args(ns, trace)
-
-
 def simulate_config(trace, ns) -> dict:
-    """The `summary --json` fields of one configuration."""
+    """The `summary --json` fields of one configuration: the one place a sweep makes an engine, through
+    summary's own simulate() (cli.common.engine_from_args), so the fields are summary's."""
     from waferview.cli.cmd_summary import simulate
 
     return simulate(trace, ns)
