@@ -51,11 +51,6 @@ def add_arguments(p):
         g.add_argument(*flags, dest=f"axis:{plural}", default=None, metavar="V,V...",
                        help=f"axis: {_axis_help(dest)}")
         taken |= {dest}
-    for dest, action in grid.axis_options().items():
-        if dest in taken:
-            continue
-        g.add_argument(*action.option_strings, dest=f"axis:{dest}", default=None, metavar="V,V...",
-                       help=f"axis: {action.help or dest}" if action.help != argparse.SUPPRESS else argparse.SUPPRESS)
     g.add_argument("--set", action="append", default=[], metavar="NAME=V,V...",
                    help="an axis of any summary option by name (repeatable): --set top_n=13,26 --set block_size=50,512")
     r = p.add_argument_group("reading the traces")
@@ -77,6 +72,14 @@ def add_arguments(p):
     o.add_argument("--plot", default=None, metavar="FILE",
                    help="draw the paper's Fig. 12 layout (FILE.png|.svg|.pdf, and FILE-hops.* for hop reduction) "
                         "with the plotted numbers in FILE.csv; needs `pip install 'waferview[plot]'`")
+    # every other option of summary is an axis under its own name (last, so that a summary option whose
+    # flag the sweep uses for itself stays reachable through --set instead of breaking the parser)
+    for dest, action in grid.axis_options().items():
+        flags = [f for f in action.option_strings if f not in p._option_string_actions]
+        if dest in taken or not flags:
+            continue
+        g.add_argument(*flags, dest=f"axis:{dest}", default=None, metavar="V,V...",
+                       help=f"axis: {action.help or dest}" if action.help != argparse.SUPPRESS else argparse.SUPPRESS)
 
 
 def _axis_help(dest: str) -> str:

@@ -87,6 +87,9 @@ def _draw(records, keys, figure: str, path: str) -> None:
         strategies = [s for s in strategies if s not in never]
     colour = {s: COLOURS.get(s, f"C{i + 4}") for i, s in enumerate(strategies)}
     placed = {m: 0 for m in models}
+    top = {m: max([max(r["value"] or 0, r["paper_value"] or 0) for r in mine if r[keys[0]] == m]
+                  + [PAPER_ALLO_PRED_BY_MODEL.get(m, 0) if figure == "speedup" else 2])
+           for m in models}   # one y range per model's row, so its meshes compare by eye
     for pid, recs in panels.items():
         row = models.index(pid[0])
         ax = axes[row][placed[pid[0]]]
@@ -114,15 +117,14 @@ def _draw(records, keys, figure: str, path: str) -> None:
                 ax.axhline(paper, color=COLOURS["Allo+Pred"], linestyle="--", linewidth=1.1, zorder=1)
                 ax.annotate(f"paper {paper:g}x ", (1.0, paper), xycoords=("axes fraction", "data"), ha="right",
                             va="bottom", fontsize=7, color=COLOURS["Allo+Pred"])
-            ax.set_ylim(0, max([paper or 0] + [max(r["value"] or 0, r["paper_value"] or 0) for r in recs]) * 1.18)
+            ax.set_ylim(0, top[pid[0]] * 1.18)
         else:
             ax.set_yscale("log")
             for s, v in PAPER_HOP_REDUCTION_MEANS.items():
                 if s in colour:
                     ax.axhline(v, color=colour[s], linestyle=":", linewidth=1.1, zorder=1)
-            values = [r["value"] for r in recs if r["value"]] + [v for s, v in PAPER_HOP_REDUCTION_MEANS.items()
-                                                                 if s in colour]
-            ax.set_ylim(0.5, max(values + [2]) * 3)
+            means = [v for s, v in PAPER_HOP_REDUCTION_MEANS.items() if s in colour]
+            ax.set_ylim(0.5, max([top[pid[0]]] + means) * 3)
         ax.set_xticks(range(len(batches)), [f"{b:,}" if isinstance(b, int) else str(b) for b in batches], fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", linewidth=0.3, alpha=0.6, zorder=0)

@@ -124,7 +124,8 @@ def run_sweep(args, spec) -> int:
     seconds = time.perf_counter() - started
     where = (f"{outcome.workers} local worker{'s' if outcome.workers != 1 else ''}" if outcome.backend == "local"
              else outcome.backend)
-    print(f"waferview sweep: {len(outcome.rows)} rows ({outcome.computed} computed, {outcome.cached} from the cache, "
+    n = len(outcome.rows)
+    print(f"waferview sweep: {n} row{'s' if n != 1 else ''} ({outcome.computed} computed, {outcome.cached} from the cache, "
           f"{outcome.failed} failed) in {seconds:.1f} s on {where}", file=sys.stderr)
     if args.json:
         meta = {"configurations": len(outcome.rows), "computed": outcome.computed, "cached": outcome.cached,
