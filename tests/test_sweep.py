@@ -197,8 +197,9 @@ def _env(tmp_path):
 def test_killing_a_sweep_halfway_and_rerunning_recomputes_only_the_missing_rows(tmp_path):
     from waferview.sweep.traces import sweep_dir
 
-    argv = [sys.executable, "-m", "waferview", "sweep", "--models", "llama4", "--batches", "6,7,8",
-            "--meshes", "2x2,3x1,2x1", "--strategies", "paper", "--workers", "1", "--csv", str(tmp_path / "a.csv")]
+    # rows of about 0.15 s each, so the kill lands while most are still to come
+    argv = [sys.executable, "-m", "waferview", "sweep", "--models", "deepseek", "--batches", "24,32,48",
+            "--meshes", "4x4,5x5,3x3", "--strategies", "paper", "--workers", "1", "--csv", str(tmp_path / "a.csv")]
     rows_dir = sweep_dir() / "rows"
     proc = subprocess.Popen(argv, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
@@ -207,7 +208,7 @@ def test_killing_a_sweep_halfway_and_rerunning_recomputes_only_the_missing_rows(
         while time.monotonic() < deadline and proc.poll() is None:
             if rows_dir.is_dir() and sum(1 for _ in rows_dir.glob("*/*.json")) >= 8:
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)   # the sweep and its workers, mid-run
         proc.wait()
@@ -375,8 +376,8 @@ def _children(pid: int) -> list[tuple[int, str]]:
 def test_a_killed_worker_costs_only_its_rows(tmp_path):
     from waferview.sweep.traces import sweep_dir
 
-    argv = [sys.executable, "-m", "waferview", "sweep", "--models", "llama4", "--batches", "6,7", "--meshes",
-            "2x2,3x1,2x1", "--strategies", "paper", "--workers", "2", "--json"]
+    argv = [sys.executable, "-m", "waferview", "sweep", "--models", "llama4", "--batches", "24,32", "--meshes",
+            "4x4,5x5,3x3", "--strategies", "paper", "--workers", "2", "--json"]
     rows_dir = sweep_dir() / "rows"
     proc = subprocess.Popen(argv, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
