@@ -192,7 +192,7 @@ class SweepProgress:
 
     def advance(self) -> None:
         self.done += 1
-        self.draw()
+        self.draw(force=True)   # a row was just printed over the line: put it back at once
 
 
 # ---- the bar chart --------------------------------------------------------------------------
