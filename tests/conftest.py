@@ -18,18 +18,9 @@ def _isolated_caches(tmp_path_factory, monkeypatch):
 
 
 def pytest_sessionstart(session):
-    """Drop numba's on-disk caches when any waferview source is newer than the oldest of them.
+    """Drop numba's on-disk caches when any waferview source is newer than the oldest of them (see
+    waferview.sim.kernel_cache: the engine does the same once per process; doing it here first keeps the
+    test processes from racing each other to it)."""
+    from waferview.sim.kernel_cache import drop_stale_caches
 
-    numba checks a cached function against its own file only: after an edit to kernels.py, the cached
-    fused.run_layers (which compiled the old finish_layer into itself) would still load, and the tests
-    would check stale machine code. A fresh clone has no caches, so this only matters while developing."""
-    from pathlib import Path
-
-    package = Path(__file__).resolve().parent.parent / "waferview"
-    caches = [p for pattern in ("*.nbi", "*.nbc") for p in package.rglob(pattern)]
-    if not caches:
-        return
-    newest_source = max(p.stat().st_mtime for p in package.rglob("*.py"))
-    if newest_source > min(p.stat().st_mtime for p in caches):
-        for p in caches:
-            p.unlink(missing_ok=True)
+    drop_stale_caches()

@@ -51,5 +51,5 @@ def test_help_is_light():
 def test_help_exits_zero_without_traceback():
     out = subprocess.run([sys.executable, "-m", "waferview", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for cmd in ("replay", "summary", "compare", "insights", "fetch", "synth", "bench"):
+    for cmd in ("replay", "summary", "compare", "insights", "fetch", "synth", "bench", "cache"):
         assert cmd in out.stdout

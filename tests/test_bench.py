@@ -35,6 +35,18 @@ def tiny(tmp_path_factory):
     return orjson.loads(buf.getvalue())
 
 
+def test_provenance_names_the_synthetic_inputs_meshes_and_models(tiny, tmp_path):
+    from waferview.report.provenance import hardware_dict
+    from waferview.wafer.hardware import load_hardware
+
+    p = tiny["provenance"]
+    assert p["synthetic"] is True
+    assert p["hardware"] == [hardware_dict(load_hardware("5x5")), hardware_dict(load_hardware("8x3"))]
+    assert [m["key"] for m in p["model"]] == list(ALL_MODELS)
+    assert p["run_options"]["config"] == "tiny" and p["run_options"]["sweep_batches"] == [8, 16, 32]
+    assert p["command_line"][:4] == ["waferview", "bench", "--config", "tiny"]
+
+
 def test_every_key_is_there_with_a_sane_value(tiny):
     for key in TOP_KEYS:
         assert key in tiny, key

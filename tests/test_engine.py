@@ -10,7 +10,7 @@ from waferview.errors import InputError
 from waferview.models import get_model
 from waferview.policies import PLACEMENTS, PREDICTORS
 from waferview.policies.base import EVICTIONS, PolicyOptions
-from waferview.sim import kernels
+from waferview.sim import copystore
 from waferview.sim.engine import Engine
 
 # 2x2 mesh (dies 0 1 / 2 3) with round numbers: compute 1 TFLOPS x 0.5 = 500 flops/ns, HBM 1000 bytes/ns,
@@ -29,7 +29,9 @@ MODEL = tiny_model(num_experts=4, top_k=1, layers=1, hidden=1000, inter=1000)
 
 def pin_base(engine, *first_dies):
     """Hand-worked cases fix where base starts each step (one MoE layer); runs draw it from the seed."""
-    engine.base_first_die[:, 0] = first_dies
+    mode = engine.bound_mode("placement")
+    if mode.name == "base":
+        mode.first_die[:, 0] = first_dies
     return engine
 
 
@@ -119,10 +121,10 @@ def test_base_start_dies_come_from_the_seed_and_ignore_mode_switches():
     trace = trace_from_rows(model, [([[[0, 1, 2, 3]] * 3] * 2, [[[0, 1, 2, 3]] * 3] * 40)])
     hw = tiny_hardware(3, 1)
     a = Engine(trace, hw, seed=7, placement="base", predictor="off")
-    first = a.base_first_die
+    first = a.bound_mode("placement").first_die
     assert first.shape == (41, 3) and first.min() == 0 and first.max() == 2   # every die gets to start
-    assert np.array_equal(first, Engine(trace, hw, seed=7).base_first_die)
-    assert not np.array_equal(first, Engine(trace, hw, seed=8).base_first_die)
+    assert np.array_equal(first, Engine(trace, hw, seed=7, placement="base").bound_mode("placement").first_die)
+    assert not np.array_equal(first, Engine(trace, hw, seed=8, placement="base").bound_mode("placement").first_die)
     # each layer: expert i on die (start + i) % 3, so die start gets experts 0 and 3 (2 + 2 tokens)
     f = a.step()
     expected = np.ones(3, dtype=np.int64) * 2
@@ -178,7 +180,7 @@ def test_no_copy_without_space_and_predictor_off_makes_none():
 def test_eviction_defaults_to_admit_with_lru_and_never_as_options():
     trace = trace_from_rows(MODEL, TWO_STEP)
     assert PolicyOptions().eviction == "admit"
-    assert set(kernels.EVICTION_CODES) == set(EVICTIONS)   # every rule the CLI offers has a kernel code
+    assert set(copystore.EVICTION_CODES) == set(EVICTIONS)   # every rule the CLI offers has a kernel code
     for predictor in PREDICTORS:
         assert Engine(trace, hw2x2(), predictor=predictor).summary()["eviction"] == "admit"
     assert Engine(trace, hw2x2(), options=PolicyOptions(eviction="never")).summary()["eviction"] == "never"
@@ -215,7 +217,7 @@ def test_bytes_per_param_sets_expert_size_fit_and_copy_space():
     assert not bf16.fits_in_hbm and "2.03 TB at 2 bytes/param" in bf16.hbm_note
     # FP8: 16 experts per die x 60 layers x 44.04 MB = 42.3 GB of 72 GB usable; (72e9 - 42.3e9) // 44.04e6 copies
     assert fp8.fits_in_hbm and fp8.hbm_note is None
-    assert fp8.copy_slots.tolist() == [(72_000_000_000 - 16 * 60 * 44_040_192) // 44_040_192] * 24 == [674] * 24
+    assert fp8.store.arrays.capacity.tolist() == [(72_000_000_000 - 16 * 60 * 44_040_192) // 44_040_192] * 24 == [674] * 24
     s = fp8.run()
     assert s["bytes_per_param"] == 1.0 and s["fits_in_hbm"] is True and s["copies_made"] > 0
     assert Engine(trace, hw, options=PolicyOptions(bytes_per_param=0.5)).expert_bytes == 22_020_096
@@ -291,7 +293,7 @@ def test_batch_larger_than_the_trace_reuses_requests_and_says_so():
     assert engine.summary()["batch_note"] == engine.batch_note
     assert Engine(trace, tiny_hardware(2, 2), batch=9).batch_note is None
     assert Engine(trace, tiny_hardware(2, 2)).batch.size == 9   # default: all requests
-    with pytest.raises(InputError, match="--batch 0: expected a positive number of requests"):
+    with pytest.raises(InputError, match="--batch 0: expected a number of requests from 1 to 1,048,576"):
         Engine(trace, tiny_hardware(2, 2), batch=0)
 
 
@@ -371,17 +373,22 @@ def test_oracle_is_exact_and_off_reports_no_precision():
     assert s["predictor_precision"] is None and s["predictor_recall"] is None
 
 
-def test_counts_and_heatmap_are_memoised_per_batch_and_shared():
-    from waferview.sim.batch import MEMO_BATCHES, memo_for
+def test_counts_and_heatmap_are_shared_only_through_an_explicit_workload():
+    from waferview.sim.workload import Workload
 
     trace, a = _random_engine("base", "heatmap")
     hw = tiny_hardware(3, 3)
-    b = Engine(trace, hw, batch=60, seed=1, placement="allo", predictor="heatmap")
-    assert a.counts is b.counts and a.heat_bits() is b.heat_bits()
-    for size in (10, 11, 12):
-        Engine(trace, hw, batch=size, seed=1, predictor="heatmap").heat_bits()
-    kinds = [k[0] for k in memo_for(trace) if isinstance(k, tuple)]
-    assert kinds.count("counts") == MEMO_BATCHES and kinds.count("heatmap") == MEMO_BATCHES
+    shared = Workload(trace, 60, 1)
+    b = Engine(trace, hw, placement="allo", predictor="heatmap", workload=shared)
+    c = Engine(trace, tiny_hardware(2, 2), placement="base", predictor="heatmap", workload=shared)
+    b.prepare()
+    c.prepare()
+    assert b.counts is c.counts and b.bound_mode("predictor").bits is c.bound_mode("predictor").bits
+    # engines made without one share nothing (no memo behind the caller's back), yet agree
+    a.prepare()
+    assert a.counts is not b.counts and np.array_equal(a.counts, b.counts)
+    assert np.array_equal(a.bound_mode("predictor").bits, b.bound_mode("predictor").bits)
+    assert a.run() == Engine(trace, a.hardware, placement="base", predictor="heatmap", workload=shared).run()
 
 
 def test_no_mode_beats_the_ceiling():
@@ -405,7 +412,7 @@ def test_allo_breaks_ties_between_holders_toward_the_home_die():
     trace = trace_from_rows(MODEL, [([[[1]]], [])])
     for copy_die in (0, 3):
         engine = Engine(trace, hw2x2(), placement="allo", predictor="off")
-        engine.copies[0, copy_die, 1] = 1
+        engine.store.arrays.copies[0, copy_die, 1] = 7
         f = engine.step()
         assert f.die_tokens.tolist() == [0, 1, 0, 0] and f.hops == 0
 
@@ -451,8 +458,7 @@ def test_allo_keeps_the_home_plan_when_a_copy_would_overload_its_holder():
     counts = np.array([2, 1, 3, 4], dtype=np.int64)
     copies = np.zeros((2, 4), dtype=np.uint8)
     copies[1, 0] = 1
-    args = (eng.dist, eng.expert_bytes, eng.flops_per_token, eng.flops_per_ns, eng.hbm_rate, eng.link_rate,
-            hw.hop_latency_ns, 50, 5)
+    args = (eng.context.kernel.mesh, eng.rates, 50, 5)
     e, d, _, est = allo_plan(counts, eng.home, copies, True, *args)
     assert dict(zip(e.tolist(), d.tolist())) == {0: 1, 1: 0, 2: 1, 3: 1}
     assert est == 3 * 6000.0   # die 1: 3 reads; its compute (9 tokens x 12 ns) hides under HBM
@@ -461,3 +467,20 @@ def test_allo_keeps_the_home_plan_when_a_copy_would_overload_its_holder():
     # the plan without copies: what allo makes when the layer has none
     e, d, _ = allo_tasks(counts, eng.home, np.zeros((2, 4), dtype=np.uint8), *args)
     assert dict(zip(e.tolist(), d.tolist())) == {0: 0, 1: 0, 2: 1, 3: 1}
+
+
+def test_stale_kernel_caches_are_dropped_when_a_source_is_newer(tmp_path):
+    import os
+
+    from waferview.sim.kernel_cache import drop_stale_caches
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub" / "__pycache__").mkdir(parents=True)
+    src, cache = pkg / "sub" / "a.py", pkg / "sub" / "__pycache__" / "a.f-1.py311.nbi"
+    src.write_text("x = 1\n")
+    cache.write_bytes(b"index")
+    os.utime(src, (1000, 1000))
+    os.utime(cache, (2000, 2000))
+    assert drop_stale_caches(pkg) == 0 and cache.exists()      # cache newer than every source: kept
+    os.utime(src, (3000, 3000))                                   # an edit
+    assert drop_stale_caches(pkg) == 1 and not cache.exists()

@@ -15,6 +15,7 @@ from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, OfflineModeI
 from hubcache import add_file, fill, repo_folder
 from tracefiles import dumps, isolated_cache, make_steps, run_cli, run_subprocess  # noqa: F401
 from waferview.errors import InputError
+from waferview.trace import hub as hub_module
 from waferview.trace.hub import DEFAULT_REVISION, REPO_ID, fetch, parse_hf_source, select
 from waferview.trace.source import load_source
 
@@ -22,6 +23,10 @@ QWEN = "Qwen/Qwen3-235B-A22B-FP8"
 FILES = {("mmlu", "abstract_algebra"): [(5, 2, 3), (12, 1, 1), (300, 4, 0)],
          ("mmlu", "anatomy"): [(1, 1, 1)],
          ("Chinese-SimpleQA", "中华文化"): [(7, 3, 2)]}
+
+
+REAL_SOCKET = [(socket.socket, "connect", socket.socket.connect), (socket.socket, "connect_ex", socket.socket.connect_ex),
+               (socket, "getaddrinfo", socket.getaddrinfo)]
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +83,7 @@ def online(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree", list_repo_tree)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(hub_module, "probe", lambda: None)   # "the Hub answers"
     return calls, state
 
 
@@ -284,8 +290,10 @@ def test_network_failure_during_download(hub, online, capsys):
 
 
 def test_bad_limit(hub, capsys):
-    code, _, err = run_cli(["fetch", "--model", "qwen3", "--limit", "0"], capsys)
-    assert code == 2 and "--limit must be at least 1, got 0" in err
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(["fetch", "--model", "qwen3", "--limit", "0"], capsys)
+    assert exit_info.value.code == 2
+    assert "argument --limit: 0: out of range; expected a number of files from 1 to" in capsys.readouterr().err
 
 
 def test_a_bad_file_in_the_hub_cache_is_skipped(hub):
@@ -320,3 +328,84 @@ def test_saved_listing_with_missing_files_downloads_only(hub, online):
     state["list_error"] = AssertionError("listed again")
     fetch(select("qwen3", "mmlu", "anatomy"), out=str(cache.parent / "elsewhere"))
     assert len(calls["list"]) == 1 and calls["download"][-1][2]["local_dir"] == str(cache.parent / "elsewhere")
+
+
+# ---- an unreachable Hub fails fast; --json keys; --out offline ---------------------------------------
+
+@pytest.fixture
+def silent_hub():
+    """An endpoint that accepts connections and never answers (a black hole), and a closed port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", f"http://127.0.0.1:{closed_port}"
+    listener.close()
+
+
+@pytest.mark.parametrize("which, reason", [(0, "timed out"), (1, "Connection refused")])
+def test_an_unreachable_hub_is_one_line_and_does_not_wait(tmp_path, silent_hub, which, reason):
+    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": silent_hub[which], "HF_HUB_CACHE": str(tmp_path / "empty")}
+    proc = run_subprocess(["fetch", "--model", "qwen3", "--benchmark", "mmlu"], env_extra=env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    line, = proc.stderr.strip().splitlines()
+    assert line.startswith("waferview fetch: cannot reach the Hub: ") and reason in line
+    assert line.endswith(f"and {QWEN}/mmlu at revision 27febb7b2d24 is not in the local Hub cache ({tmp_path / 'empty'})")
+
+
+def test_the_probe_gives_up_within_its_deadline(silent_hub, monkeypatch):
+    """Nothing waits longer than PROBE_SECONDS (measured by the probe itself, not asserted as a speed)."""
+    import importlib
+
+    # this test needs real sockets (to the local black hole only)
+    for owner, name, real in REAL_SOCKET:
+        monkeypatch.setattr(owner, name, real)
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", silent_hub[0])
+    hub = importlib.import_module("waferview.trace.hub")
+    monkeypatch.setattr(importlib.import_module("waferview.trace.hub_net"), "PROBE_SECONDS", 0.5)
+    assert hub.probe() in ("timed out", f"no answer from {silent_hub[0]} within 0.5 s")
+
+
+def test_an_unreachable_hub_uses_files_already_cached(hub, tmp_path, silent_hub):
+    cache, _ = hub
+    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": silent_hub[1], "HF_HUB_CACHE": str(cache)}
+    proc = run_subprocess(["fetch", "--model", "qwen3", "--benchmark", "mmlu", "--subject", "anatomy"], env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(f"{QWEN}/mmlu/anatomy")
+    assert proc.stderr.startswith("waferview: cannot reach the Hub: ") and "using the 1 files" in proc.stderr
+
+
+def test_fetch_json_keys_are_the_ones_help_lists(hub, capsys):
+    from waferview.cli.cmd_fetch import JSON_KEYS
+
+    code, out, _ = run_cli(["fetch", "--model", "qwen3", "--benchmark", "mmlu", "--json"], capsys)
+    assert code == 0 and list(orjson.loads(out)) == list(JSON_KEYS)
+    helped = run_subprocess(["fetch", "--help"]).stdout
+    text = " ".join(helped.split())
+    for key in JSON_KEYS:
+        assert f"{key}: " in text
+
+
+def test_fetch_out_offline_finds_files_in_the_hf_cache(hub, tmp_path, capsys):
+    out_dir = tmp_path / "mine"
+    code, out, err = run_cli(["fetch", "--model", "qwen3", "--benchmark", "mmlu", "--subject", "abstract_algebra",
+                              "--limit", "2", "--out", out_dir, "--json"], capsys)
+    assert code == 0, err
+    result = orjson.loads(out)
+    assert result["path"] == str(out_dir / QWEN / "mmlu" / "abstract_algebra") and result["files"] == 2
+    assert result["offline"] is True
+    assert sorted(p.name for p in (out_dir / QWEN / "mmlu" / "abstract_algebra").iterdir()) == ["12.json", "300.json"]
+    assert load_source(result["path"]).requests == 2
+
+
+@pytest.mark.parametrize("source", ["hf:qwen3/../../x", "hf:Qwen/Qwen3-235B-A22B-FP8/mmlu/..", "hf:qwen3/mmlu/a\\b"])
+def test_a_selection_cannot_climb_out_of_the_dataset(source, capsys):
+    code, _, err = run_cli(["summary", source], capsys)
+    assert code == 2 and "is not a folder name of the dataset (no '.', '..' or backslashes)" in err
+    with pytest.raises(InputError, match="not a folder name"):
+        select("qwen3", "..", "x")

@@ -116,3 +116,27 @@ def test_model_descriptions_round_trip_and_are_validated(tmp_path):
         model_from_dict({**bad, "experts": 3}, "f.json")
     with pytest.raises(InputError, match="not found"):
         get_model(str(tmp_path / "missing.json"))
+
+
+def test_descriptions_may_list_the_moe_layers_instead_of_the_dense_ones():
+    from waferview.errors import InputError
+    from waferview.models import model_from_dict
+
+    base = {"key": "dsv3", "layers": 61, "top_k": 8, "num_experts": 256, "hidden": 7168, "expert_inter": 2048}
+    spec = model_from_dict({**base, "moe_layer_ids": list(range(3, 61))}, "d.json")
+    assert spec.dense_layers == (0, 1, 2) and spec.moe_layers == 58 and spec.moe_layer_ids[0] == 3
+    assert model_from_dict({**base, "dense_layers": [0, 1, 2], "moe_layer_ids": list(range(3, 61))}, "d.json") == spec
+    with pytest.raises(InputError, match=r"d.json: dense_layers and moe_layer_ids disagree \(give one of them\)"):
+        model_from_dict({**base, "dense_layers": [0], "moe_layer_ids": list(range(3, 61))}, "d.json")
+    with pytest.raises(InputError, match=r"d.json: moe_layer_ids must be distinct layer numbers in 0..60"):
+        model_from_dict({**base, "moe_layer_ids": [3, 61]}, "d.json")
+
+
+@pytest.mark.parametrize("name", ["qwen3-30b-a3b.json", "mixtral-8x7b.json"])
+def test_shipped_example_descriptions_load(name):
+    from pathlib import Path
+
+    from waferview.models import get_model
+
+    spec = get_model(str(Path(__file__).resolve().parent.parent / "assets" / "models" / name))
+    assert not spec.builtin and spec.moe_layers == spec.num_layer_keys

@@ -162,7 +162,7 @@ def test_fast_path_agrees_with_the_exhaustive_check(key):
             _mutate(steps, m, rng)
         raw = json.dumps(steps).encode()
         steps = orjson.loads(raw)  # (orjson reads 2**70 as a float, as it will in parse_bytes)
-        problem = find_problem(steps, m, "--model")
+        problem = find_problem(steps, m, "--model", raw)
         try:
             model, prefill, decode = parse_bytes(raw, "f.json", m)
         except TraceFileError as e:

@@ -11,6 +11,7 @@ import pytest
 
 from simcases import random_trace
 from waferview.cli.main import main
+from waferview.errors import InputError
 from waferview.models import get_model
 from waferview.trace.cache import save_cache
 
@@ -67,7 +68,7 @@ def test_every_summary_field_is_defined(capsys, qwen_cache):
     from waferview.report.summary import FIELD_DOCS
 
     fields = run_json(capsys, ["summary", qwen_cache, "--json", "--mesh", "2x2"])
-    assert list(fields) == list(FIELD_DOCS)        # same keys, same order as --help lists them
+    assert list(fields) == [*FIELD_DOCS, "provenance"]     # same keys, same order as --help lists them
 
 
 def test_summary_help_defines_the_fields(capsys):
@@ -94,6 +95,7 @@ def test_compare_default_is_the_paper_five(capsys, qwen_cache):
     # each row equals the matching summary run
     s = run_json(capsys, ["summary", qwen_cache, "--json", "--mesh", "3x3", "--placement", "allo",
                           "--predictor", "heatmap"])
+    del s["provenance"]
     assert {k: rows[4][k] for k in s} == s
 
 
@@ -130,8 +132,6 @@ def test_a_model_that_does_not_fit_warns_in_every_output(capsys, kimi_cache):
     (["summary", "{src}", "--mesh", "0x3"], "waferview summary: --mesh 0x3: width and height must be at least 1 (e.g. 5x5, 8x3)"),
     (["compare", "{src}", "--modes", "allo-heatmap"], "waferview compare: --modes 'allo-heatmap': expected placement/predictor, e.g. allo/heatmap"),
     (["compare", "{src}", "--modes", "allo/psychic"], "waferview compare: --modes 'allo/psychic': unknown predictor mode 'psychic': expected one of off, heatmap, oracle, lru"),
-    (["summary", "{src}", "--block-size", "0"], "waferview summary: --block-size 0: expected a positive integer"),
-    (["summary", "{src}", "--bytes-per-param", "0"], "waferview summary: --bytes-per-param 0.0: expected a number of bytes per weight in (0, 8], e.g. 2 (BF16), 1 (FP8), 0.5 (INT4)"),
     (["summary", "{src}", "--mesh", "{hw}"], "waferview summary: {hw}: link_bytes_per_ns must be a positive number, got -1741"),
 ])
 def test_bad_options_are_one_line_and_exit_2(capsys, qwen_cache, tmp_path, argv, message):
@@ -143,12 +143,18 @@ def test_bad_options_are_one_line_and_exit_2(capsys, qwen_cache, tmp_path, argv,
     assert err == message.format(hw=hw) + "\n"
 
 
-def test_batch_zero_is_a_usage_error(capsys, qwen_cache):
+@pytest.mark.parametrize("argv, message", [
+    (["--batch", "0"], "argument --batch: 0: out of range; expected a number of requests from 1 to 1,048,576 (64x"),
+    (["--block-size", "0"], "argument --block-size: 0: out of range; expected a number of tokens from 1 to 2,147,483,647"),
+    (["--bytes-per-param", "0"], "argument --bytes-per-param: '0': expected bytes per weight, a number in (0, 8]"),
+    (["--seed", "-1"], "argument --seed: -1: out of range; expected a seed from 0 to 9,223,372,036,854,775,807"),
+])
+def test_out_of_range_numbers_are_usage_errors(capsys, qwen_cache, argv, message):
     with pytest.raises(SystemExit) as e:
-        main(["summary", qwen_cache, "--batch", "0"])
+        main(["summary", qwen_cache, *argv])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.strip().endswith("argument --batch: 0: expected a positive number of requests")
+    assert err.startswith("waferview summary: error: " + message)
     assert len(err.strip().splitlines()) == 1
 
 
@@ -162,6 +168,9 @@ def test_bad_options_in_a_real_process(qwen_cache, args):
     assert proc.stdout == ""
 
 
-def test_negative_seed_is_one_line(capsys, qwen_cache):
-    assert main(["summary", qwen_cache, "--seed", "-1"]) == 2
-    assert capsys.readouterr().err == "waferview summary: --seed -1: expected an integer >= 0\n"
+def test_negative_seed_from_the_api_is_one_line():
+    from waferview.sim.batch import select_batch
+    from waferview.trace.source import load_source
+
+    with pytest.raises(InputError, match=r"^--seed -1: expected an integer from 0 to 9,223,372,036,854,775,807$"):
+        select_batch(load_source(None), None, -1)

@@ -101,10 +101,12 @@ def test_mesh_links_and_xy_routes():
     assert route == [(5, 4), (4, 3), (3, 0)]       # x first, then y
     route = [tuple(mesh.links[i]) for i in mesh.xy_route(0, 5)]
     assert route == [(0, 1), (1, 2), (2, 5)]
-    assert mesh.dist[0, 5] == 3 and mesh.dist[2, 3] == 3 and mesh.dist[4, 4] == 0
-    start, end = mesh.route_offsets[5 * 6 + 0], mesh.route_offsets[5 * 6 + 1]
-    assert list(mesh.route_links[start:end]) == mesh.xy_route(5, 0)
-    assert list(mesh.nbr_dies[mesh.nbr_offsets[4]:mesh.nbr_offsets[5]]) == [1, 3, 5]
+    assert mesh.distance(0, 5) == 3 and mesh.distance(2, 3) == 3 and mesh.distance(4, 4) == 0
+    assert [tuple(mesh.links[i]) for i in mesh.route(5, 0, "yx")] == [(5, 2), (2, 1), (1, 0)]   # y first
+    assert mesh.route(5, 0, "short") == mesh.route(5, 0, "yx")        # 3 x 2: y is the short axis
+    assert Mesh(2, 3).route(5, 0, "short") == Mesh(2, 3).route(5, 0, "xy")
+    assert list(mesh.links[mesh.nbr_offsets[4]:mesh.nbr_offsets[5], 1]) == [1, 3, 5]
+    assert mesh.link_index(4, 3) == 10 and tuple(mesh.links[10]) == (4, 3) and mesh.link_index(0, 4) == -1
     one = Mesh(1, 1)
     assert one.num_links == 0 and one.links.shape == (0, 2)
 
@@ -132,3 +134,38 @@ def test_capacity_qwen_fits_kimi_does_not():
         assert not cap.fits_in_hbm
         assert cap.copy_slots.min() == 0
         assert "do not fit the usable HBM" in cap.note(kimi, hw)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (5, 1), (3, 2), (5, 5), (8, 3), (7, 9)])
+@pytest.mark.parametrize("order", ["xy", "yx", "short"])
+def test_kernel_routes_equal_the_python_definition(shape, order):
+    from waferview.wafer import routes
+
+    mesh = Mesh(*shape)
+    tables = mesh.tables(order)
+    buf = routes.route_buffer(mesh)
+    D = mesh.num_dies
+    for a in range(D):
+        for b in range(D):
+            n = routes.route_into(tables, a, b, buf)
+            assert list(buf[:n]) == mesh.route(a, b, order)
+            assert routes.distance(tables, a, b) == mesh.distance(a, b) == n
+            if mesh.distance(a, b) == 1:
+                assert routes.link_index(tables, a, b) == mesh.link_index(a, b)
+    bytes_on = np.zeros(mesh.num_links, dtype=np.int64)
+    routes.add_route_bytes(tables.nbr_offsets, tables.die_x, tables.die_y, tables.width, tables.route_order, 0, D - 1, 7,
+                           bytes_on)
+    assert sorted(np.flatnonzero(bytes_on).tolist()) == sorted(mesh.route(0, D - 1, order))
+
+
+def test_big_mesh_tables_are_linear_in_dies():
+    from waferview.wafer import routes
+
+    mesh = Mesh(48, 48)
+    tables = mesh.tables()
+    assert tables.dist.size == 0 and mesh.links.shape == (2 * 2 * 47 * 48, 2)
+    rng = np.random.default_rng(0)
+    buf = routes.route_buffer(mesh)
+    for a, b in rng.integers(0, mesh.num_dies, size=(200, 2)):
+        n = routes.route_into(tables, int(a), int(b), buf)
+        assert list(buf[:n]) == mesh.route(int(a), int(b)) and routes.distance(tables, a, b) == n

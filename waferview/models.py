@@ -122,15 +122,17 @@ MAX_EXPERTS = 65536       # ids are stored as uint16 at most
 MAX_LAYER_KEYS = 4096
 MAX_TOP_K = 256
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_FIELDS = ("key", "folder", "num_layer_keys", "dense_layers", "dense_may_be_absent", "top_k", "num_experts",
-           "hidden", "expert_inter")
+_FIELDS = ("key", "folder", "num_layer_keys", "dense_layers", "moe_layer_ids", "dense_may_be_absent", "top_k",
+           "num_experts", "hidden", "expert_inter")
 
 
 def model_from_dict(data, origin: str) -> ModelSpec:
     """A validated ModelSpec from a description (a model description file, a cache header). `origin` names
     where it came from in the one-line InputError. Fields: key, num_layer_keys (or layers), dense_layers
-    (layer keys that are not MoE, default none), top_k, num_experts, hidden, expert_inter; optional folder
-    ("<org>/<name>", default "custom/<key>") and dense_may_be_absent (default false)."""
+    (layer numbers that are not MoE, default none) or, instead, moe_layer_ids (the layer numbers that are
+    MoE; the rest are dense), top_k, num_experts, hidden, expert_inter; optional folder ("<org>/<name>",
+    default "custom/<key>") and dense_may_be_absent (default false). Layer numbers count every decoder
+    layer from 0, dense ones included, as the model's config numbers them."""
     if not isinstance(data, dict):
         raise InputError(f"{origin}: a model description is one JSON object with the fields {', '.join(_FIELDS)}")
     data = dict(data)
@@ -155,11 +157,21 @@ def model_from_dict(data, origin: str) -> ModelSpec:
     top_k = whole("top_k", 1, min(MAX_TOP_K, experts))
     hidden = whole("hidden", 1, 1 << 20)
     inter = whole("expert_inter", 1, 1 << 20)
-    dense = data.get("dense_layers", [])
-    if not isinstance(dense, (list, tuple)) or any(isinstance(d, bool) or not isinstance(d, int) for d in dense):
-        raise InputError(f"{origin}: dense_layers must be a list of layer numbers, got {dense!r}")
-    if any(not 0 <= d < layers for d in dense) or len(set(dense)) != len(dense):
-        raise InputError(f"{origin}: dense_layers must be distinct layer numbers in 0..{layers - 1}")
+    def layer_list(name):
+        v = data.get(name, [])
+        if not isinstance(v, (list, tuple)) or any(isinstance(d, bool) or not isinstance(d, int) for d in v):
+            raise InputError(f"{origin}: {name} must be a list of layer numbers, got {v!r}")
+        if any(not 0 <= d < layers for d in v) or len(set(v)) != len(v):
+            raise InputError(f"{origin}: {name} must be distinct layer numbers in 0..{layers - 1}")
+        return list(v)
+
+    dense = layer_list("dense_layers")
+    if "moe_layer_ids" in data:
+        moe = set(layer_list("moe_layer_ids"))
+        from_moe = [i for i in range(layers) if i not in moe]
+        if "dense_layers" in data and sorted(dense) != from_moe:
+            raise InputError(f"{origin}: dense_layers and moe_layer_ids disagree (give one of them)")
+        dense = from_moe
     if len(dense) >= layers:
         raise InputError(f"{origin}: every layer is dense; a MoE model needs at least one MoE layer")
     absent = data.get("dense_may_be_absent", False)

@@ -189,7 +189,12 @@ def frequency_figures(freq_pre: np.ndarray, freq_dec: np.ndarray, prefill_tokens
 
 
 def compute_insights(trace: TraceArrays, tables: dict | None = None) -> dict:
-    """Every figure, over layers and per layer, with the paper's value beside it."""
+    """Every figure, over layers and per layer, with the paper's value beside it. Recorded passes
+    (trace.passes.RecordedPasses) get what they can give and a refusal naming why for the rest."""
+    from waferview.trace.passes import RecordedPasses
+
+    if isinstance(trace, RecordedPasses):
+        return passes_insights(trace)
     m = trace.model
     L, E, k = m.moe_layers, m.num_experts, m.top_k
     t = tables or layer_counts(trace)
@@ -222,3 +227,61 @@ def compute_insights(trace: TraceArrays, tables: dict | None = None) -> dict:
         "paper": {f: paper_value(f, m.key) for f in FIGURES},
         "per_layer": per_layer,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# recorded passes (batch-major and count-only serving-engine captures)
+
+TOKEN_FIGURES = ("next_layer_top20_coverage", "pair_coactivation_vs_random", "top1pct_pairs_vs_uniform",
+                 "top10pct_pairs_share")
+
+
+def _tokens_as_requests(passes) -> TraceArrays:
+    """The recorded tokens as a TraceArrays the counting kernel reads. With request ids, each request's
+    tokens in prefill passes are its prefill rows and its tokens in decode passes its decode steps, in
+    pass order; without them every token is a request of its own, so no token-to-token pair is counted
+    between tokens that merely sit next to each other in a pass."""
+    T = len(passes.ids)
+    phase = np.repeat(passes.prefill, np.diff(passes.pass_offsets))       # per token: in a prefill pass
+    key = passes.request_ids if passes.request_ids is not None else np.arange(T)
+    order = np.lexsort((np.arange(T), key))                                # by request, pass order kept
+    _, group = np.unique(key[order], return_inverse=True)
+    in_prefill = phase[order]
+    pre_rows, dec_rows = order[in_prefill], order[~in_prefill]
+    groups = int(group.max()) + 1 if T else 0
+    pre_len = np.bincount(group[in_prefill], minlength=groups)
+    dec_len = np.bincount(group[~in_prefill], minlength=groups)
+    pre_off = np.concatenate([[0], np.cumsum(pre_len)]).astype(np.int64)
+    dec_off = np.concatenate([[0], np.cumsum(dec_len)]).astype(np.int64)
+    return TraceArrays(passes.model, passes.ids[pre_rows], passes.ids[dec_rows], pre_off, dec_off,
+                       (), passes.skipped, passes.source)
+
+
+def passes_insights(passes) -> dict:
+    """Figures of recorded passes: all of them from per-token ids with request ids; without request
+    ids everything but next-token coverage; from counts only the per-expert frequency figures."""
+    m = passes.model
+    refused = {}
+    if passes.count_only:
+        freq_pre = passes.counts[passes.prefill].sum(axis=0)
+        freq_dec = passes.counts[~passes.prefill].sum(axis=0)
+        per = frequency_figures(freq_pre, freq_dec, passes.prefill_tokens, passes.decode_tokens, m.top_k)
+        why = ("counts only: the source records how many tokens picked each expert per pass, not which experts "
+               "each token picked")
+        for f in ("next_token_top20_coverage", *TOKEN_FIGURES):
+            per[f] = np.full(m.moe_layers, np.nan)
+            refused[f] = why
+        how = {"prefill_decode_spearman": "median", "hot_expert_max_over_mean": "median"}
+        result = {"figures": {f: _agg(per[f], how.get(f, "mean")) for f in FIGURES},
+                  "per_layer": [{"moe_layer": l, "layer_key": m.moe_layer_ids[l],
+                                 **{f: _nan_to_none(float(per[f][l])) for f in FIGURES}} for l in range(m.moe_layers)]}
+    else:
+        result = compute_insights(_tokens_as_requests(passes))
+        if passes.request_ids is None:
+            refused["next_token_top20_coverage"] = (
+                "no request ids: the source does not say which tokens of consecutive passes belong to one request")
+            result["figures"]["next_token_top20_coverage"] = None
+            for row in result["per_layer"]:
+                row["next_token_top20_coverage"] = None
+    return {**passes.facts(), "figures": result["figures"], "paper": {f: paper_value(f, m.key) for f in FIGURES},
+            "per_layer": result["per_layer"], "refused": refused}

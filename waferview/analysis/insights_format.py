@@ -80,10 +80,16 @@ def _paper(v) -> str:
 def format_insights(result: dict, per_layer: bool = True) -> str:
     how = {"prefill_decode_spearman": "median", "hot_expert_max_over_mean": "median",
            "pair_coactivation_vs_random": "median", "top1pct_pairs_vs_uniform": "median"}
+    if "passes" in result:  # recorded batches (trace.passes): passes as recorded, not requests
+        unit = f"{result['passes']:,} recorded passes (batch as recorded), {result['prefill_tokens']:,} prefill " \
+               f"tokens, {result['decode_tokens']:,} decode tokens"
+    else:
+        unit = f"{result['requests']:,} requests, {result['prefill_tokens']:,} prefill rows, " \
+               f"{result['decode_tokens']:,} decode steps"
     lines = [f"waferview insights: {result['source']}",
-             f"  {result['model']}: {result['requests']:,} requests, {result['prefill_tokens']:,} prefill rows, "
-             f"{result['decode_tokens']:,} decode steps, {result['moe_layers']} MoE layers, top-{result['top_k']} "
+             f"  {result['model']}: {unit}, {result['moe_layers']} MoE layers, top-{result['top_k']} "
              f"of {result['num_experts']} experts"]
+    lines += [f"  note: {n}" for n in result.get("notes", ())]
     if result.get("files_skipped"):
         lines.append(f"  {result['files_skipped']} file(s) skipped")
     lines.append("")
@@ -92,6 +98,8 @@ def format_insights(result: dict, per_layer: bool = True) -> str:
     for fig, name in SHORT.items():
         lines.append(f"  {name:<{width}}  {_num(result['figures'].get(fig), 8)}  {how.get(fig, 'mean'):<11}  "
                      f"{_paper(result['paper'].get(fig))}")
+    for fig, why in result.get("refused", {}).items():
+        lines.append(f"  {SHORT[fig]}: not computed: {why}")
     if per_layer:
         lines.append("")
         lines.append("  " + f"{'layer':>5} {'key':>4} " + " ".join(f"{h:>8}" for h in COLUMNS))

@@ -97,7 +97,20 @@ def run_bench(sizes: BenchSizes, *, workdir: str | None = None, show_progress: b
     result["stage_seconds"] = stage_seconds
     result["bench_seconds"] = clock() - started
     result["machine"]["load_average_at_end"] = load_average()
+    result["provenance"] = bench_provenance(sizes)
     return result
+
+
+def bench_provenance(sizes: BenchSizes) -> dict:
+    """Provenance of a bench run: every input is synthetic (generated on the spot), on the paper's
+    meshes, for every model; the configuration's sizes are the run options."""
+    from waferview.models import get_model
+    from waferview.report.provenance import provenance
+    from waferview.wafer.hardware import load_hardware
+
+    models = [get_model(m) for m in ALL_MODELS]    # the ingest and cache figures cover every model
+    return provenance(model=models, hardware=[load_hardware(m) for m in sizes.sweep_meshes], synthetic=True,
+                      run_options={"config": sizes.name, **sizes.as_dict()})
 
 
 def _met(value, op, threshold):

@@ -125,7 +125,7 @@ def engine_rates(ws: Workspace, sizes: BenchSizes, progress=None) -> dict:
             trace = ws.fresh_trace(model, sizes.pool_requests, sizes.pool_max_decode)
             t = clock()
             engine = _engine(trace, "5x5", batch, "allo", "heatmap")
-            engine.heat_bits()
+            engine.prepare()
             setup_s = clock() - t
             summary = engine.run()
             seconds = clock() - t

@@ -53,6 +53,7 @@ def run(args) -> int:
         raise InputError(f"--workdir {args.workdir}: no such directory")
     name = args.config or ("quick" if args.quick else "full")
     result = run_bench(CONFIGS[name], workdir=args.workdir)
+    result["provenance"]["command_line"] = getattr(args, "command_line", result["provenance"]["command_line"])
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS).decode())
     else:

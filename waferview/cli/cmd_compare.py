@@ -67,7 +67,12 @@ def run(args) -> int:
     rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options,
                    run=lambda engine: run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
     if args.json:
-        print(orjson.dumps({"rows": rows}).decode())
+        from waferview.report.provenance import provenance_from_args, run_options_from_args
+
+        options = run_options_from_args(args, strategies=[f"{p}/{q}" for _, p, q in strategies])
+        prov = provenance_from_args(args, model=trace.model, hardware=hardware, synthetic=trace.synthetic,
+                                    run_options=options)
+        print(orjson.dumps({"rows": rows, "provenance": prov}).decode())
     else:
         r0 = rows[0]
         title = (f"waferview compare: {trace.source}  model {trace.model.key}  mesh {r0['mesh']}  "

@@ -7,8 +7,9 @@ Download trace files of one model (optionally one benchmark, one subject, the fi
 sorted order) from the gated Hub dataset core12345/MoE_expert_selection_trace, at a pinned
 revision. The token comes from HF_TOKEN or the stored login (`hf auth login`); accept the
 dataset's conditions on its Hub page first. With HF_HUB_OFFLINE=1, or when the Hub cannot be
-reached, files already in the local Hub cache are used. Prints the local folder, which is a
-SOURCE for the other commands (or use hf:<org>/<model>/<benchmark>/<subject> directly).
+reached (given up on after 3 s), files already in the local Hub cache (and in --out DIR) are used;
+with --out DIR, files found only in the Hub cache are copied into DIR. Prints the local folder,
+which is a SOURCE for the other commands (or use hf:<org>/<model>/<benchmark>/<subject> directly).
 
 examples:
   waferview fetch --model qwen3 --benchmark mmlu --subject abstract_algebra --limit 20
@@ -16,17 +17,31 @@ examples:
 """
 
 
+# the keys of `fetch --json`, in order, as --help lists them
+JSON_KEYS = {
+    "path": "the local folder holding the files (a SOURCE for the other commands)",
+    "source": "the same selection as an hf: SOURCE",
+    "files": "how many trace files were selected",
+    "offline": "true when the Hub was not used (offline mode, or unreachable: files already local)",
+}
+
+
 def add_arguments(p):
+    from waferview.cli.common import whole_number
+
     p.add_argument("--model", required=True,
                    help="qwen3, deepseek, llama4, kimi, or the dataset folder (e.g. Qwen/Qwen3-235B-A22B-FP8)")
     p.add_argument("--benchmark", default=None,
                    help="mmlu, mmlu_ZH_CN, hellaswag, livecodebench, HuggingFaceH4/aime_2024, Chinese-SimpleQA")
     p.add_argument("--subject", default=None, help="a subject folder under the benchmark")
-    p.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N files, in sorted order")
+    p.add_argument("--limit", type=whole_number(1, 1 << 31, "a number of files"), default=None, metavar="N",
+                   help="only the first N files, in sorted order")
     p.add_argument("--revision", default=None, help="dataset revision (default: the pinned commit)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="download into DIR (dataset layout) instead of the Hugging Face cache")
-    p.add_argument("--json", action="store_true", help="print one JSON object (folder, files) instead of the path")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object instead of the path, with the keys " +
+                        "; ".join(f"{key}: {meaning}" for key, meaning in JSON_KEYS.items()))
 
 
 def run(args) -> int:
@@ -37,8 +52,9 @@ def run(args) -> int:
     if args.json:
         import orjson
 
-        print(orjson.dumps({"path": str(result.local_dir), "source": str(sel), "files": len(result.files),
-                            "offline": result.offline}).decode())
+        values = {"path": str(result.local_dir), "source": str(sel), "files": len(result.files),
+                  "offline": result.offline}
+        print(orjson.dumps({key: values[key] for key in JSON_KEYS}).decode())
     else:
         print(result.local_dir)
     return 0

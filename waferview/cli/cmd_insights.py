@@ -25,16 +25,23 @@ def run(args) -> int:
 
     from waferview.analysis.insights import compute_insights
     from waferview.analysis.insights_format import format_insights
-    from waferview.trace.source import load_source
+    from waferview.cli.common import load_source_from_args
 
     if args.plot is not None:
         from waferview.sweep.session import check_plot
 
         check_plot(args.plot)   # before any work
-    trace = load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
-    from waferview.analysis.insights import layer_counts
+    trace = load_source_from_args(args)
+    tables = None
+    if args.plot is not None:
+        from waferview.analysis.insights import layer_counts
+        from waferview.errors import InputError
+        from waferview.trace.passes import RecordedPasses
 
-    tables = layer_counts(trace)
+        if isinstance(trace, RecordedPasses):
+            raise InputError(f"{trace.source}: --plot draws per-request routing (token t -> t+1); a capture of "
+                             "recorded batches has no requests to follow")
+        tables = layer_counts(trace)
     result = compute_insights(trace, tables)
     if args.plot is not None:
         import sys
@@ -44,6 +51,11 @@ def run(args) -> int:
         for path in plot_insights(trace, tables, args.plot):
             print(f"waferview insights: wrote {path}", file=sys.stderr)
     if args.json:
+        from waferview.report.provenance import provenance_from_args
+
+        # insights simulate nothing: no hardware, no run options
+        result["provenance"] = provenance_from_args(args, model=trace.model, synthetic=trace.synthetic,
+                                                    run_options={})
         print(orjson.dumps(result).decode())
     else:
         print(format_insights(result, per_layer=not args.no_layers))

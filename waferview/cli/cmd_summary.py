@@ -36,6 +36,12 @@ def run(args) -> int:
     trace = load_trace_from_args(args)
     fields = simulate(trace, args)
     if args.json:
+        from waferview.report.provenance import provenance_from_args
+        from waferview.wafer.hardware import load_hardware
+
+        # after the summary fields, which stay exactly as they are (tests/test_summary_fixture.py)
+        fields["provenance"] = provenance_from_args(args, model=trace.model, hardware=load_hardware(args.mesh),
+                                                    synthetic=trace.synthetic)
         print(orjson.dumps(fields).decode())
     else:
         print(format_table(fields, title=f"waferview summary: {trace.source}"))

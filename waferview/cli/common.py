@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+from waferview.limits import BATCH_WHY, MAX_BATCH, MAX_KNOB, MAX_SEED
 from waferview.policies.base import EVICTIONS
 
-SOURCE_HELP = ("a dataset-layout directory, one .json trace file, a waferview cache (.wvtrace), or "
-               "hf:<org>/<model>[/<benchmark>[/<subject>]]; default: the shipped synthetic trace in assets/")
+SOURCE_HELP = ("a dataset-layout directory, one .json trace file, a waferview cache (.wvtrace), "
+               "hf:<org>/<model>[/<benchmark>[/<subject>]], or a serving engine's capture (see --format); "
+               "default: the shipped synthetic trace in assets/")
+FORMATS = ("vllm", "sglang", "sglang-recorder", "megatron", "trtllm-stats")  # = trace.formats.FORMATS (light import)
 
 
 def add_source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", nargs="?", default=None, metavar="SOURCE", help=SOURCE_HELP)
-    p.add_argument("--model", default=None,
-                   help="qwen3, deepseek, llama4 or kimi (inferred from the path or the file when omitted)")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="qwen3, deepseek, llama4, kimi, or a model description .json file for any other MoE model "
+                        "(fields: key, num_layer_keys, dense_layers or moe_layer_ids, top_k, num_experts, hidden, "
+                        "expert_inter; examples in assets/models/); inferred from the path or the file when "
+                        "omitted; serving-engine captures need it")
+    p.add_argument("--format", dest="fmt", default=None, choices=FORMATS,
+                   help="read SOURCE as this serving engine's capture instead of detecting it: vllm or sglang (one "
+                        "JSON response per line), sglang-recorder (expert distribution recorder .pt/.npz dumps), "
+                        "megatron (router_trace_rank*.jsonl), trtllm-stats (meta_info.json + rank*.safetensors)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first bad trace file (exit 2) instead of skipping it")
     p.add_argument("--no-cache", action="store_true", help="parse the JSON again even if a cache exists")
@@ -54,41 +64,70 @@ def add_sim_args(p: argparse.ArgumentParser, *, modes: bool = True) -> None:
     g = p.add_argument_group("simulation")
     g.add_argument("--mesh", default="5x5", metavar="MESH",
                    help="5x5, 8x3, WxH or a hardware .json file (default 5x5)")
-    g.add_argument("--batch", type=_positive_or_none, default=None, metavar="N",
+    g.add_argument("--batch", type=whole_number(1, MAX_BATCH, "a number of requests", BATCH_WHY), default=None,
+                   metavar="N",
                    help="requests replayed together (default: all requests in the trace; when N exceeds "
-                        "them, requests are reused in a fixed seeded order and the output says so)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the batch's request order and of where base's "
-                        "round-robin starts in each layer (default 0)")
+                        "them, requests are reused in a fixed seeded order and the output says so; at most "
+                        f"{MAX_BATCH:,}, 64x the paper's largest batch, so no per-layer count can overflow)")
+    g.add_argument("--seed", type=whole_number(0, MAX_SEED, "a seed"), default=0,
+                   help="seed of the batch's request order and of where base's round-robin starts in each "
+                        "layer (default 0; 0 .. 2^63-1)")
     if modes:
         g.add_argument("--placement", default="allo", metavar="MODE",
                        help=f"task placement: {', '.join(PLACEMENTS)} (default allo)")
         g.add_argument("--predictor", default="heatmap", metavar="MODE",
                        help=f"copy predictor: {', '.join(PREDICTORS)} (default heatmap)")
-    g.add_argument("--block-size", type=int, default=50, metavar="N",
+    g.add_argument("--block-size", type=whole_number(1, MAX_KNOB, "a number of tokens"), default=50, metavar="N",
                    help="allo: tokens per assigned block (default 50, the paper's)")
-    g.add_argument("--max-split", type=int, default=5, metavar="N",
+    g.add_argument("--max-split", type=whole_number(1, MAX_KNOB, "a number of dies"), default=5, metavar="N",
                    help="allo: candidate dies an expert gets at least (default 5)")
-    g.add_argument("--top-n", type=int, default=None, metavar="N",
+    g.add_argument("--top-n", type=whole_number(1, MAX_KNOB, "a number of experts"), default=None, metavar="N",
                    help="heatmap: experts predicted per row (default ceil(0.2 x experts))")
     g.add_argument("--eviction", default="admit", choices=EVICTIONS,
                    help="when a die's copy space is full: admit (default) evicts its least recently used "
                         "copy only for an expert the die has read more often; lru always evicts it; never "
                         "copies no more (the paper's rule: copies are kept forever)")
-    g.add_argument("--copy-slots", type=int, default=None, metavar="N",
+    g.add_argument("--copy-slots", type=whole_number(0, MAX_KNOB, "a number of copies"), default=None, metavar="N",
                    help="expert copies each die may hold (default: its free HBM after weights and reserve)")
-    g.add_argument("--bytes-per-param", type=float, default=2.0, metavar="B",
+    g.add_argument("--bytes-per-param", type=real_number(0, 8, "bytes per weight", low_open=True), default=2.0,
+                   metavar="B",
                    help="expert weight precision: 2 = BF16 (default), 1 = FP8, 0.5 = INT4; sets the "
                         "expert size, hence HBM fit, copy space and traffic (compute stays at the FP16 rate)")
 
 
-def _positive_or_none(text: str):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of requests") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: expected a positive number of requests")
-    return value
+def whole_number(low: int, high: int, what: str, why: str = ""):
+    """An argparse type: an integer in [low, high], else one line naming the range and `why` it is the
+    range (never an int that overflows a kernel's int64, never a float)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}, an integer from {low:,} to {high:,}") from None
+        if not low <= value <= high:
+            shown = text if len(text) <= 30 else text[:27] + "..."
+            raise argparse.ArgumentTypeError(f"{shown}: out of range; expected {what} from {low:,} to {high:,}"
+                                             + (f" ({why})" if why else ""))
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def real_number(low: float, high: float, what: str, *, low_open: bool = False):
+    """An argparse type: a finite number in [low, high] ((low, high] with low_open)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (low < value if low_open else low <= value) and value <= high
+        if not ok:
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}, a number in {bracket}{low:g}, {high:g}]")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def policy_options_from_args(args):
@@ -111,11 +150,27 @@ def engine_from_args(args, trace, *, placement: str | None = None, predictor: st
                   options=policy_options_from_args(args))
 
 
-def load_trace_from_args(args):
-    """The trace named by the source options (helper A's load_source)."""
+def load_source_from_args(args):
+    """What the source options name: TraceArrays, or RecordedPasses for a batch-major or count-only capture."""
     from waferview.trace.source import load_source
 
-    return load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache)
+    return load_source(args.source, model=args.model, strict=args.strict, use_cache=not args.no_cache,
+                       fmt=getattr(args, "fmt", None))
+
+
+def load_trace_from_args(args):
+    """The per-request trace the simulation commands replay."""
+    from waferview.trace.passes import RecordedPasses
+
+    trace = load_source_from_args(args)
+    if isinstance(trace, RecordedPasses):
+        # TODO(lead): replay recorded batches (one step per recorded pass) and drop this refusal.
+        kind = "per-expert counts" if trace.count_only else "per-token expert ids"
+        from waferview.errors import InputError
+
+        raise InputError(f"{trace.source}: recorded batches ({trace.passes} forward passes, {kind}): recorded-batch "
+                         "replay is not wired into summary, compare and replay yet (waferview insights reads them)")
+    return trace
 
 
 def run_with_progress(engine, label: str) -> dict:

@@ -1,8 +1,9 @@
 """Placement and predictor modes: one small module per mode behind one interface (see base.py),
 and this registry. Registry order is the cycle order of the live view's `p` and `r` keys.
 
-Adding a mode: write one module with a class following base.PlacementMode or base.PredictorMode,
-and add one line below. This module stays light (no numba) so `--help` can list the names.
+Adding a mode: write one module (its state NamedTuple, its numba kernel registered with waferview.modes,
+a class following base.PlacementMode or base.PredictorMode, `MODE = TheClass`) and add one line below
+(name -> module path). This module stays light (no numba) so `--help` can list the names.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import importlib
 from waferview.errors import InputError
 
 _PLACEMENT_MODULES = {
-    "base": "placement_base",   # active experts round-robin over dies, ignoring where weights live
-    "ep": "placement_ep",       # every expert on its home die
-    "allo": "placement_allo",   # the paper's Algorithm 1 (placement-aware, load-balanced)
+    "base": "waferview.policies.placement_base",   # active experts round-robin over dies, ignoring where weights live
+    "ep": "waferview.policies.placement_ep",       # every expert on its home die
+    "allo": "waferview.policies.placement_allo",   # the paper's Algorithm 1 (placement-aware, load-balanced)
 }
 _PREDICTOR_MODULES = {
-    "off": "predictor_off",          # no copies
-    "heatmap": "predictor_heatmap",  # the paper's cross-token heatmap, demand-triggered copies
-    "oracle": "predictor_oracle",    # knows the next step's routing: the upper bound
-    "lru": "predictor_lru",          # copy every remote read (the eviction rule decides when full)
+    "off": "waferview.policies.predictor_off",          # no copies
+    "heatmap": "waferview.policies.predictor_heatmap",  # the paper's cross-token heatmap, demand-triggered copies
+    "oracle": "waferview.policies.predictor_oracle",    # knows the next step's routing: the upper bound
+    "lru": "waferview.policies.predictor_lru",          # copy every remote read (the eviction rule decides when full)
 }
 
 PLACEMENTS: tuple[str, ...] = tuple(_PLACEMENT_MODULES)
@@ -39,7 +40,7 @@ PAPER_STRATEGIES: tuple[tuple[str, str, str], ...] = (
 def _load(kind: str, table: dict, name: str):
     if name not in table:
         raise InputError(f"unknown {kind} mode {name!r}: expected one of {', '.join(table)}")
-    return importlib.import_module(f"waferview.policies.{table[name]}").MODE
+    return importlib.import_module(table[name]).MODE
 
 
 def get_placement(name: str):

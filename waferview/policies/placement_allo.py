@@ -28,22 +28,23 @@ A predictor therefore never makes allo's own estimate worse.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from waferview.modes import register_placement
 from waferview.policies.base import PlacementMode
+from waferview.wafer.routes import distance
 
 
 @njit(nogil=True, cache=True)
-def allo_tasks(counts, home, copies_l, dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate,
-               link_rate, hop_latency, block_size, max_split):
+def allo_tasks(counts, home, copies_l, mesh, rates, block_size, max_split):
     """The tasks of the better of the plans with and without the layer's copies (see the module doc)."""
-    args = (dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate, link_rate, hop_latency, block_size,
-            max_split)
-    task_e, task_d, task_tok, est = allo_plan(counts, home, copies_l, True, *args)
+    task_e, task_d, task_tok, est = allo_plan(counts, home, copies_l, True, mesh, rates, block_size, max_split)
     if not _active_expert_copied(counts, home, copies_l):   # then both plans are the same
         return task_e, task_d, task_tok
-    home_e, home_d, home_tok, home_est = allo_plan(counts, home, copies_l, False, *args)
+    home_e, home_d, home_tok, home_est = allo_plan(counts, home, copies_l, False, mesh, rates, block_size, max_split)
     if home_est < est:
         return home_e, home_d, home_tok
     return task_e, task_d, task_tok
@@ -60,12 +61,12 @@ def _active_expert_copied(counts, home, copies_l):
 
 
 @njit(nogil=True, cache=True)
-def allo_plan(counts, home, copies_l, use_copies, dist, expert_bytes, flops_per_token, flops_per_ns, hbm_rate,
-              link_rate, hop_latency, block_size, max_split):
+def allo_plan(counts, home, copies_l, use_copies, mesh, rates, block_size, max_split):
     """Algorithm 1 with the home dies, plus the copies if use_copies, as holders:
-    (task_e, task_d, task_tok, estimated layer time in ns)."""
+    (task_e, task_d, task_tok, estimated layer time in ns). mesh: wafer.mesh.MeshTables, rates: sim.state.Rates."""
     E = counts.shape[0]
-    D = dist.shape[0]
+    D = mesh.num_dies
+    hop_latency = rates.hop_latency
     est_cl = np.zeros(D)
     est_cr = np.zeros(D)
     est_dram = np.zeros(D)
@@ -89,9 +90,9 @@ def allo_plan(counts, home, copies_l, use_copies, dist, expert_bytes, flops_per_
             j += 1
     order = active[np.argsort(counts[active], kind="mergesort")]  # coldest first, ties lower id
     thr = max(total // n_active, 512)
-    read_hbm = expert_bytes / hbm_rate
-    read_link = expert_bytes / link_rate
-    per_token = flops_per_token / flops_per_ns
+    read_hbm = rates.expert_bytes / rates.hbm_rate
+    read_link = rates.expert_bytes / rates.link_rate
+    per_token = rates.flops_per_token / rates.flops_per_ns
     src = np.empty(D, dtype=np.int64)
     holder = np.zeros(D, dtype=np.bool_)
     cand = np.empty(D, dtype=np.int64)
@@ -111,16 +112,19 @@ def allo_plan(counts, home, copies_l, use_copies, dist, expert_bytes, flops_per_
         n_cand = 0
         for d in range(D):
             s = holders[0]
+            ds = distance(mesh, d, s)
             for i in range(1, n_h):
-                if dist[d, holders[i]] < dist[d, s]:
+                di = distance(mesh, d, holders[i])
+                if di < ds:
                     s = holders[i]
+                    ds = di
             src[d] = s
             holder[d] = s == d
             assigned[d] = 0
-            if dist[d, s] <= 1:
+            if ds <= 1:
                 base = max(max(est_cl[d], est_dram[d]), est_d2d[d]) + est_cr[d]
                 if not holder[d]:
-                    base += read_link + dist[d, s] * hop_latency
+                    base += read_link + ds * hop_latency
                 # insertion sort by (key, rank, id), rank 0 = home, 1 = other holder, 2 = not a holder;
                 # d ascending so id ties are already in order
                 rank_d = 0 if d == home[e] else (1 if holder[d] else 2)
@@ -180,15 +184,24 @@ def allo_plan(counts, home, copies_l, use_copies, dist, expert_bytes, flops_per_
     return task_e[:n_tasks], task_d[:n_tasks], task_tok[:n_tasks], est_max
 
 
+class AlloState(NamedTuple):
+    block_size: int
+    max_split: int
+
+
+@register_placement(AlloState)
+@njit(nogil=True, cache=True)
+def allo_placement(state, ctx, step, layer, counts_l, copies_l):
+    return allo_tasks(counts_l, ctx.home, copies_l, ctx.mesh, ctx.rates, state.block_size, state.max_split)
+
+
 class AlloPlacement(PlacementMode):
     name = "allo"
     help = ("the paper's Algorithm 1: holders and their neighbours as candidates, hot experts split, "
             "blocks to the cheapest die")
 
-    def tasks(self, ctx, step, layer, counts, copies_l):
-        return allo_tasks(counts, ctx.home, copies_l, ctx.dist, ctx.expert_bytes, ctx.flops_per_token,
-                          ctx.flops_per_ns, ctx.hbm_rate, ctx.link_rate, ctx.hardware.hop_latency_ns,
-                          ctx.options.block_size, ctx.options.max_split)
+    def kernel_state(self):
+        return AlloState(self.ctx.options.block_size, self.ctx.options.max_split)
 
 
-MODE = AlloPlacement()
+MODE = AlloPlacement

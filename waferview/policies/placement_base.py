@@ -1,8 +1,8 @@
 """`base`: work spread evenly over all dies, ignoring where weights live.
 
 A round-robin: the layer's active experts, in id order, go to consecutive dies, starting from a die
-drawn at random for each (step, layer) from the run's seed (`ctx.base_first_die[step, layer]`, fixed
-when the engine is made). Each whole expert is one task.
+drawn at random for each (step, layer) from the run's seed (the bound mode's `first_die[step, layer]`,
+drawn when the engine binds it). Each whole expert is one task.
 
 Why a random start, not one pointer carried across layers: a carried pointer moves by (active experts)
 mod dies per layer, so when every expert is active the schedule repeats with a period set by
@@ -14,9 +14,12 @@ should, and stays deterministic for a seed.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from waferview.modes import register_placement
 from waferview.policies.base import PlacementMode
 from waferview.policies.tasks import active_experts
 
@@ -39,13 +42,27 @@ def base_tasks(counts, start, num_dies):
     return task_e, task_d, task_tok
 
 
+class BaseState(NamedTuple):
+    first_die: np.ndarray   # (steps, layers) int64
+
+
+@register_placement(BaseState)
+@njit(nogil=True, cache=True)
+def base_placement(state, ctx, step, layer, counts_l, copies_l):
+    return base_tasks(counts_l, state.first_die[step, layer], ctx.mesh.num_dies)
+
+
 class BasePlacement(PlacementMode):
     name = "base"
     help = ("active experts round-robin over the dies from a seeded random start per layer, "
             "ignoring where weights live")
 
-    def tasks(self, ctx, step, layer, counts, copies_l):
-        return base_tasks(counts, ctx.base_first_die[step, layer], ctx.num_dies)
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.first_die = base_first_dies(ctx.seed, ctx.workload.steps, ctx.workload.layers, ctx.mesh.num_dies)
+
+    def kernel_state(self):
+        return BaseState(self.first_die)
 
 
-MODE = BasePlacement()
+MODE = BasePlacement

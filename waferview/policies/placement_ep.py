@@ -3,9 +3,12 @@ and the load is as uneven as the routing."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from waferview.modes import register_placement
 from waferview.policies.base import PlacementMode
 from waferview.policies.tasks import active_experts
 
@@ -20,12 +23,22 @@ def ep_tasks(counts, home):
     return task_e, task_d, task_tok
 
 
+class EPState(NamedTuple):
+    pass
+
+
+@register_placement(EPState)
+@njit(nogil=True, cache=True)
+def ep_placement(state, ctx, step, layer, counts_l, copies_l):
+    return ep_tasks(counts_l, ctx.home)
+
+
 class EPPlacement(PlacementMode):
     name = "ep"
     help = "each expert on its home die: no weights cross links, load as skewed as the routing"
 
-    def tasks(self, ctx, step, layer, counts, copies_l):
-        return ep_tasks(counts, ctx.home)
+    def kernel_state(self):
+        return EPState()
 
 
-MODE = EPPlacement()
+MODE = EPPlacement

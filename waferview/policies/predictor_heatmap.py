@@ -8,9 +8,12 @@ For precision and recall the prediction is the union over dies of their predicte
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
+from waferview.modes import PRED_GIVEN, PRED_NONE, register_predictor
 from waferview.policies.base import PredictorMode
 
 
@@ -36,12 +39,32 @@ def heatmap_wanted(bits_l, task_e, task_d, task_src, num_dies):
     return want, predicted
 
 
+class HeatmapState(NamedTuple):
+    bits: np.ndarray   # (steps, L, E, W) uint64, read-only: the batch's heatmap top-n sets (sim.heatmap)
+
+
+@register_predictor(HeatmapState)
+@njit(nogil=True, cache=True)
+def predict_from_heatmap(state, ctx, step, layer, task_e, task_d, task_src):
+    want, predicted = heatmap_wanted(state.bits[step, layer], task_e, task_d, task_src, ctx.mesh.num_dies)
+    return want, predicted, PRED_GIVEN if step + 1 < ctx.counts.shape[0] else PRED_NONE
+
+
 class HeatmapPredictor(PredictorMode):
     name = "heatmap"
     help = "the paper's cross-token heatmap: copy a remote read when it is in the die's predicted top-n set"
 
-    def wanted(self, ctx, step, layer, task_e, task_d, task_src):
-        return heatmap_wanted(ctx.heat_bits()[step, layer], task_e, task_d, task_src, ctx.num_dies)
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.bits = None
+
+    def prepare(self, progress=None):
+        if self.bits is None:
+            self.bits = self.ctx.workload.heat_bits(self.ctx.top_n, progress)
+
+    def kernel_state(self):
+        self.prepare()
+        return HeatmapState(self.bits)
 
 
-MODE = HeatmapPredictor()
+MODE = HeatmapPredictor

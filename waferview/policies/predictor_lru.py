@@ -7,15 +7,35 @@ Its prediction, for precision and recall, is what it copied.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from waferview.modes import PRED_COPIED, PRED_NONE, register_predictor
 from waferview.policies.base import PredictorMode
+
+
+class LRUState(NamedTuple):
+    pass
+
+
+@register_predictor(LRUState)
+@njit(nogil=True, cache=True)
+def predict_every_remote_read(state, ctx, step, layer, task_e, task_d, task_src):
+    want = np.empty(task_e.shape[0], dtype=np.bool_)
+    for t in range(task_e.shape[0]):
+        want[t] = task_src[t] != task_d[t]
+    mode = PRED_COPIED if step + 1 < ctx.counts.shape[0] else PRED_NONE
+    return want, np.zeros(0, dtype=np.bool_), mode
 
 
 class LRUPredictor(PredictorMode):
     name = "lru"
     help = "copy every remote read (when full, the eviction rule decides: see --eviction)"
 
-    def wanted(self, ctx, step, layer, task_e, task_d, task_src):
-        return task_src != task_d, None
+    def kernel_state(self):
+        return LRUState()
 
 
-MODE = LRUPredictor()
+MODE = LRUPredictor

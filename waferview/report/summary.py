@@ -57,7 +57,12 @@ FIELD_DOCS = {
     'hbm_note': 'why the model does not fit, when it does not',
 }
 
-HELP_EPILOG = "summary fields:\n" + "\n".join(f"  {k:<24} {v}" for k, v in FIELD_DOCS.items())
+# --json adds one more key after the fields: what produced them (report/provenance.py)
+PROVENANCE_DOC = ("--json only: waferview_version, git_commit, python, command_line, synthetic, model "
+                  "(its dimensions), hardware (the wafer as simulated), run_options")
+
+HELP_EPILOG = ("summary fields:\n" + "\n".join(f"  {k:<24} {v}" for k, v in FIELD_DOCS.items())
+               + f"\n  {'provenance':<24} {PROVENANCE_DOC}")
 
 
 def summary_fields(trace, engine_summary: dict) -> dict:
@@ -81,26 +86,34 @@ def format_value(value) -> str:
     return str(value)
 
 
+def human_bytes(n) -> str:
+    """A byte count in SI units as tables print it: 118.8 TB, 37.7 MB, 16 B (JSON keeps raw numbers)."""
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def format_field(key: str, value) -> str:
+    """One summary field as the tables print it: byte counts (`*_bytes`) in human units."""
+    if key.endswith("_bytes") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return human_bytes(value)
+    return format_value(value)
+
+
 def format_table(fields: dict, title: str = "") -> str:
     width = max((len(k) for k in fields), default=0)
     lines = [title] if title else []
     if fields.get("fits_in_hbm") is False:
         lines.append(f"  WARNING: {fields.get('hbm_note') or 'the model does not fit the wafer HBM'}")
     for key, value in fields.items():
-        lines.append(f"  {key:<{width}}  {format_value(value)}")
+        lines.append(f"  {key:<{width}}  {format_field(key, value)}")
     for item in fields.get("skipped") or []:
         lines.append(f"    skipped {item['file']}: {item['reason']}")
     return "\n".join(lines)
-
-
-def _bytes(n) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if abs(n) < 1000 or unit == "PB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 COMPARE_COLUMNS = (
@@ -110,8 +123,8 @@ COMPARE_COLUMNS = (
     ("speedup", "speedup_vs_base", lambda v: "-" if v is None else f"{v:.2f}x"),
     ("hops", "hops", lambda v: f"{v:,}"),
     ("hop red.", "hop_reduction_vs_base", None),
-    ("remote", "remote_read_bytes", _bytes),
-    ("copies", "local_write_bytes", _bytes),
+    ("remote", "remote_read_bytes", human_bytes),
+    ("copies", "local_write_bytes", human_bytes),
     ("hit rate", "cache_hit_rate", lambda v: "-" if v is None else f"{v:.3f}"),
     ("util", "mean_die_utilization", lambda v: "-" if v is None else f"{v:.3f}"),
     ("max/mean", "die_max_over_mean", lambda v: "-" if v is None else f"{v:.2f}"),

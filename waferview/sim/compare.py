@@ -1,6 +1,7 @@
 """Several placement/predictor pairs on the same batch, against Base; and the paper's sweep.
 
-compare(): one summary per strategy (the batch's counts and heatmap are computed once and shared),
+compare(): one summary per strategy (one Workload: the batch's counts and heatmap are computed once and
+shared by the strategies' engines),
 plus `strategy`, `speedup_vs_base` (throughput / Base throughput) and `hop_reduction_vs_base`
 (Base hops / this run's hops; None when this run has no hops). Base = (base, off) is always run.
 paper_sweep(): compare() for every mesh and batch of the paper (5 strategies x 2 meshes x 3 batches).
@@ -13,6 +14,7 @@ import time
 from waferview.policies import PAPER_STRATEGIES
 from waferview.report.summary import summary_fields
 from waferview.sim.engine import Engine
+from waferview.sim.workload import Workload
 
 PAPER_MESHES = ("5x5", "8x3")
 PAPER_BATCHES = (4096, 8192, 16384)
@@ -30,10 +32,11 @@ def compare(trace, hardware, strategies=PAPER_STRATEGIES, *, batch=None, seed=0,
     """Rows of trace facts + summary fields + strategy, speedup_vs_base, hop_reduction_vs_base.
     `run(engine)` runs one engine to the end and returns its summary (default engine.run)."""
     run = run or (lambda engine: engine.run())
+    workload = Workload(trace, batch, seed)
     results = {}
     for _, p, q in (("Base", "base", "off"),) + tuple(strategies):
         if (p, q) not in results:
-            engine = Engine(trace, hardware, batch=batch, seed=seed, placement=p, predictor=q, options=options)
+            engine = Engine(trace, hardware, placement=p, predictor=q, options=options, workload=workload)
             results[(p, q)] = summary_fields(trace, run(engine))
     base = results[("base", "off")]
     rows = []

@@ -7,7 +7,7 @@ token is the request's last prefill row, and then used to predict. The top-n of 
 with the largest positive counts (ties: lower id first); experts never seen after a are not predicted.
 
 The heatmap depends only on the batch (not on mesh or placement), so the top-n sets of every
-(step, layer, row) are computed once per (trace, batch, seed, n) and stored as bit masks:
+(step, layer, row) are computed once per (batch, n) (sim.workload.Workload) and stored as bit masks:
 bits[steps, L, E, W] uint64 with W = ceil(E / 64); bit b of row a set <=> b in top-n(H[a]).
 Layers are done in groups (about GATHER_BYTES of gathered decode rows each); each group reads the
 batch's rows in request chunks and releases their mapped pages (sim.pages), so a memory-mapped trace
@@ -22,7 +22,7 @@ import numpy as np
 import numba
 from numba import njit, prange
 
-from waferview.sim.batch import Batch, memo_for, remember
+from waferview.sim.batch import Batch
 from waferview.sim.pages import release_requests, request_chunks
 from waferview.trace.arrays import TraceArrays
 
@@ -239,20 +239,22 @@ def default_top_n(num_experts: int) -> int:
     return max(1, -(-num_experts // 5))  # ceil(0.2 * E)
 
 
-def heatmap_top_bits(trace: TraceArrays, batch: Batch, top_n: int) -> np.ndarray:
-    """bits[steps, L, E, W] of the batch's heatmap top-n sets. Memoised per (trace, batch, seed, n)."""
-    memo = memo_for(trace)
-    key = ("heatmap", batch.size, batch.seed, int(top_n))
-    with memo["lock"]:
-        if key not in memo:
-            m = trace.model
-            words = (m.num_experts + 63) // 64
-            out = np.zeros((batch.steps, m.moe_layers, m.num_experts, words), dtype=np.uint64)
-            with _parallel_lock:  # numba's default threading layer must not be entered by two threads
-                _heatmap_top_bits(trace, batch, int(top_n), out)
-            out.setflags(write=False)
-            remember(memo, key, out)
-        return memo[key]
+def compute_top_bits(trace: TraceArrays, batch: Batch, top_n: int, progress=None) -> np.ndarray:
+    """bits[steps, L, E, W] (read-only) of the batch's heatmap top-n sets (sim.workload.Workload keeps them)."""
+    m = trace.model
+    words = (m.num_experts + 63) // 64
+    out = np.zeros((batch.steps, m.moe_layers, m.num_experts, words), dtype=np.uint64)
+    if progress is not None:
+        progress("building the heatmap", 0, 1)
+    with _parallel_lock:  # numba's default threading layer must not be entered by two threads
+        _heatmap_top_bits(trace, batch, int(top_n), out)
+    if progress is not None:
+        progress("building the heatmap", 1, 1)
+    out.setflags(write=False)
+    return out
+
+
+heatmap_top_bits = compute_top_bits
 
 
 def bits_to_mask(bits_row: np.ndarray, num_experts: int) -> np.ndarray:

@@ -195,10 +195,7 @@ def make_axis(name: str, values) -> Axis:
     settings, labels = [], []
     for value in raw:
         setting = {dest: None if value.lower() == DEFAULT else value}
-        try:
-            ns = namespace(setting)
-        except InputError as e:
-            raise InputError(f"{flag_of(action)} {value!r}: {e}") from None
+        ns = namespace(setting)   # argparse's message names the option and the value
         label = getattr(ns, dest)
         if setting in settings:
             continue

@@ -131,7 +131,8 @@ def run_sweep(args, spec) -> int:
         meta = {"configurations": len(outcome.rows), "computed": outcome.computed, "cached": outcome.cached,
                 "failed": outcome.failed, "seconds": seconds, "backend": outcome.backend, "workers": outcome.workers,
                 "axes": {a.column: a.labels for a in plan.axes}, "columns": cols}
-        print(orjson.dumps({"rows": [{c: r.get(c) for c in cols} for r in outcome.rows], "sweep": meta}).decode())
+        print(orjson.dumps({"rows": [{c: r.get(c) for c in cols} for r in outcome.rows], "sweep": meta,
+                            "provenance": _provenance(args, plan)}).decode())
     elif table is not None:
         if spec.paper:
             from waferview.sweep.paper import report
@@ -147,3 +148,19 @@ def run_sweep(args, spec) -> int:
         for path in plot_fig12(outcome.rows, args.plot):
             print(f"waferview sweep: wrote {path}", file=sys.stderr)
     return 1 if outcome.failed else 0
+
+
+def _provenance(args, plan) -> dict:
+    """What produced the rows (report.provenance), like every --json output: the models and wafers swept,
+    and the axes as run options."""
+    from waferview.models import get_model
+    from waferview.report.provenance import provenance_from_args
+    from waferview.wafer.hardware import load_hardware
+
+    models = list(dict.fromkeys(t.model_key for t in plan.traces))
+    meshes = list(dict.fromkeys(c.ns.mesh for c in plan.configs))
+    synthetic = {bool(t.synthetic) for t in plan.traces}
+    return provenance_from_args(args, model=[get_model(m) for m in models] if len(models) > 1 else get_model(models[0]),
+                                hardware=[load_hardware(m) for m in meshes] if len(meshes) > 1 else load_hardware(meshes[0]),
+                                synthetic=synthetic.pop() if len(synthetic) == 1 else None,
+                                run_options={a.column: a.labels for a in plan.axes})

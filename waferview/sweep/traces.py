@@ -31,6 +31,8 @@ class TraceRef:
     size: int
     mtime_ns: int
     label: str                  # trace.source: the `source` field of its rows
+    labels: tuple = ()          # ((field, value), ...): the trace's other plain fields as the parent read
+                                # them (synthetic, ...), which reading the file alone may not give back
 
 
 @dataclass
@@ -46,6 +48,7 @@ class SweepTrace:
     moe_layers: int
     top_k: int
     num_experts: int
+    synthetic: bool = False
 
 
 def sweep_dir() -> Path:
@@ -194,8 +197,11 @@ def load_traces(sources: list[str], models: list[str | None], *, synth: bool, sy
         path = _ensure_file(trace, digest)
         st = os.stat(path)
         m = trace.model
-        out.append(SweepTrace(len(out), source, model, column, TraceRef(path, st.st_size, st.st_mtime_ns, trace.source),
-                              digest, m.key, trace.requests, m.moe_layers, m.top_k, m.num_experts))
+        labels = tuple((f.name, getattr(trace, f.name)) for f in dataclasses.fields(trace)
+                       if f.name != "source" and isinstance(getattr(trace, f.name), (str, bool, int, float)))
+        ref = TraceRef(path, st.st_size, st.st_mtime_ns, trace.source, labels)
+        out.append(SweepTrace(len(out), source, model, column, ref,
+                              digest, m.key, trace.requests, m.moe_layers, m.top_k, m.num_experts, trace.synthetic))
     return out
 
 
@@ -210,4 +216,4 @@ def open_trace(ref: TraceRef):
     if (st.st_size, st.st_mtime_ns) != (ref.size, ref.mtime_ns):
         raise InputError(f"{ref.path}: trace file changed during the sweep")
     trace, _ = load_cache(ref.path)
-    return dataclasses.replace(trace, source=ref.label)
+    return dataclasses.replace(trace, source=ref.label, **dict(ref.labels))

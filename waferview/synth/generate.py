@@ -316,17 +316,22 @@ def _ram_budget() -> int:
 
 
 def generate_to_cache(model: ModelSpec | str, requests: int, seed: int, path: str | os.PathLike,
-                      params: SynthParams | None = None, source: str | None = None) -> TraceArrays:
+                      params: SynthParams | None = None, source: str | None = None,
+                      created=None) -> TraceArrays:
     """Generate straight into a .wvtrace cache. Arrays up to a quarter of the machine's memory are
     filled in RAM and written once; bigger ones live in memory maps beside the target while they are
-    filled, so a batch never needs more RAM than the machine has."""
+    filled, so a batch never needs more RAM than the machine has. Folders made for the cache are
+    recorded in `created` (synth.output.Created) so a failed run can remove them."""
+    from waferview.synth.output import Created
     from waferview.trace.cache import load_cache, save_cache
 
     p = _check(model, requests, params)
     model = get_model(model) if isinstance(model, str) else model
     path = Path(path)
+    created = created if created is not None else Created()
+    created.makedirs(path.parent)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # the scratch folder is private (mkdtemp, 0700) and removed whatever happens
         scratch = tempfile.TemporaryDirectory(prefix=".synth-", dir=path.parent)
     except OSError as e:
         raise InputError(f"{path}: cannot write there ({e.strerror or e})") from None

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from numba import njit
 
 from waferview.errors import InputError
+from waferview.synth.output import Created
 from waferview.trace.arrays import TraceArrays
-
 
 
 @njit(nogil=True, cache=True)
@@ -144,38 +142,56 @@ def _file_names(trace: TraceArrays) -> list[str]:
 
 
 def write_dataset(trace: TraceArrays, out_dir: str | os.PathLike, benchmark: str = "synthetic",
-                  subject: str = "synthetic") -> Path:
+                  subject: str = "synthetic", created: Created | None = None) -> Path:
     """Write every request as one file in the dataset layout; returns the subject folder.
-    Files go into a temporary folder beside the target that is renamed into place (the subject folder
-    must not exist yet, or hold only files we would overwrite)."""
+
+    Folder names are validated (nothing lands outside `out_dir`), folders get the ordinary mode, and
+    the files go into an exclusively made hidden folder beside the target that is renamed into place
+    (or, when the subject folder exists, moved in file by file). Everything made is recorded in
+    `created`; on an error or an interrupt it is removed again before the exception goes on."""
+    from waferview.synth.output import check_component, refuse_escape
+
     m = trace.model
-    target = Path(out_dir) / m.org / m.name / benchmark / subject
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{subject}.", dir=target.parent))
-    except OSError as e:
-        raise InputError(f"{out_dir}: cannot write there ({e.strerror or e})") from None
+    parts = [*check_component(m.org, "model folder"), *check_component(m.name, "model folder"),
+             *check_component(benchmark, "--benchmark"), *check_component(subject, "--subject")]
+    out = Path(out_dir)
+    target = out.joinpath(*parts)
+    own = created is None
+    created = created if created is not None else Created()
     from waferview.synth.generate import _progress_bar
 
-    bar = _progress_bar(trace.requests, f"writing {m.key} JSON")
-    layout = _layout(m)
+    bar = None
     try:
+        refuse_escape(target, out, f"--out {out_dir}")
+        created.makedirs(target.parent)
+        if os.path.lexists(target) and (target.is_symlink() or not target.is_dir()):
+            raise InputError(f"{target}: exists and is not a plain folder (a file or a symbolic link)")
+        tmp = created.temp_dir(target)
+        bar = _progress_bar(trace.requests, f"writing {m.key} JSON")
+        layout = _layout(m)
         for r, name in enumerate(_file_names(trace)):
-            with open(tmp / name, "wb") as f:
+            path = tmp / name
+            with open(path, "xb") as f:     # exclusive: tmp is new, so this never follows a link
                 f.write(render_request(trace, r, layout))
             if bar is not None:
                 bar.update(1)
         if target.exists():
-            for f in tmp.iterdir():
-                os.replace(f, target / f.name)
+            for f in sorted(tmp.iterdir()):
+                dest = target / f.name
+                if not dest.exists():
+                    created.files.append(dest)
+                os.replace(f, dest)
             tmp.rmdir()
+            created.forget(tmp)
         else:
             os.replace(tmp, target)
+            created.moved(tmp, target)
     except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        created.undo()
         raise InputError(f"{target}: cannot write trace files ({e.strerror or e})") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if own:
+            created.undo()
         raise
     finally:
         if bar is not None:

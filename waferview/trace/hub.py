@@ -9,19 +9,23 @@ The listing of a commit is saved (in the waferview cache folder): when every cho
 already local, a later run makes no network call at all.
 
 Offline (HF_HUB_OFFLINE=1) or when the Hub cannot be reached, the files already in the
-local Hub cache (or in `out`) are used; with none there, a one-line error says so. Every Hub
-failure becomes one InputError line: no token / gate not accepted, unknown revision,
-unknown benchmark or subject, network failure. An unknown model fails before any network call.
+local Hub cache (or in `out`; files only in the Hub cache are copied into `out`) are used; with none
+there, a one-line error says so. Every Hub failure becomes one InputError line: no token / gate not
+accepted, unknown revision, unknown benchmark or subject, network failure. An unknown model fails
+before any network call.
+
+An unreachable Hub fails fast: before the first network call of a run, one request with no retries
+must get any answer within hub_net.PROBE_SECONDS (a thread bounds the DNS lookup too), else the run
+goes offline at once; the calls after it use finite timeouts (huggingface_hub's default client has none).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import sys
-from contextlib import contextmanager
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +33,11 @@ from pathlib import Path
 import orjson
 
 from waferview.errors import InputError
+from waferview.files import read_capped
 from waferview.models import MODELS, ModelSpec, get_model
 from waferview.progress import progress, status
+from waferview.trace import hub_net
+from waferview.trace.hub_net import finite_timeouts, first_line as _first_line, quiet_hub as _quiet_hub
 
 REPO_ID = "core12345/MoE_expert_selection_trace"
 REPO_TYPE = "dataset"
@@ -38,6 +45,7 @@ DEFAULT_REVISION = "27febb7b2d24169560a9f6f83d38eb53f94916cf"
 DATASET_URL = f"https://huggingface.co/datasets/{REPO_ID}"
 _WORKERS = 8
 _COMMIT = re.compile(r"[0-9a-f]{40}")
+_MAX_LISTING_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,21 @@ class FetchResult:
     offline: bool = False            # True when the Hub was not used
 
 
+def _subpath(parts: list[str], what: str) -> str:
+    """`<benchmark>[/<subject>]` joined, every part a plain folder name (never '..': a selection names
+    folders inside the dataset, and files are written under --out by it)."""
+    for part in parts:
+        if part in (".", "..") or "\\" in part or "\0" in part or not part.strip():
+            raise InputError(f"{what}: {part!r} is not a folder name of the dataset (no '.', '..' or backslashes)")
+    return "/".join(parts)
+
+
 def select(model: str, benchmark: str | None = None, subject: str | None = None) -> HubSelection:
     """A selection from command-line names; an unknown model fails here, before any network call."""
     if subject and not benchmark:
         raise InputError("--subject needs --benchmark")
-    parts = [p.strip("/") for p in (benchmark, subject) if p]
-    return HubSelection(get_model(model), "/".join(parts))
+    parts = [q for p in (benchmark, subject) if p for q in p.strip("/").split("/")]
+    return HubSelection(get_model(model), _subpath(parts, "--benchmark/--subject"))
 
 
 def parse_hf_source(source: str) -> HubSelection:
@@ -76,11 +93,13 @@ def parse_hf_source(source: str) -> HubSelection:
         raise InputError(f"{source}: expected hf:<org>/<model>[/<benchmark>[/<subject>]]")
     if len(parts) >= 2:
         try:
-            return HubSelection(get_model(f"{parts[0]}/{parts[1]}"), "/".join(parts[2:]))
+            model = get_model(f"{parts[0]}/{parts[1]}")
         except InputError:
-            pass
+            model = None
+        if model is not None:
+            return HubSelection(model, _subpath(parts[2:], source))
     if parts[0].lower() in MODELS:
-        return HubSelection(MODELS[parts[0].lower()], "/".join(parts[1:]))
+        return HubSelection(MODELS[parts[0].lower()], _subpath(parts[1:], source))
     folders = ", ".join(m.folder for m in MODELS.values())
     raise InputError(f"{source}: unknown model folder {'/'.join(parts[:2])!r}: expected one of {folders}")
 
@@ -116,7 +135,14 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
         root = Path(out) if out is not None else _snapshot_dir(revision)
         if all((root / path).is_file() for path, _ in chosen):  # all here already: no network at all
             return FetchResult(root / sel.prefix, [path for path, _ in chosen])
-    else:
+    why = probe()
+    if why is not None:
+        message = f"cannot reach the Hub: {why}"
+        result = _local(sel, revision, limit, out, why=message)
+        _notice(f"{message}; using the {len(result.files)} files already in the local cache")
+        return result
+    finite_timeouts()
+    if remote is None:
         try:
             with _quiet_hub(), status(f"listing {sel} on the Hub"):
                 remote = _list_remote(sel, revision)
@@ -139,17 +165,11 @@ def fetch(sel: HubSelection, *, revision: str = DEFAULT_REVISION, limit: int | N
     return FetchResult(local_dir, [path for path, _ in chosen])
 
 
-@contextmanager
-def _quiet_hub():
-    """huggingface_hub logs a warning per retry; our own one-line error says what failed."""
-    import huggingface_hub.hf_api  # noqa: F401 - its first import resets the "huggingface_hub" logger level
-    logger = logging.getLogger("huggingface_hub")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def probe() -> str | None:
+    """None when the Hub answers at all within hub_net.PROBE_SECONDS, else why not (see hub_net)."""
+    from huggingface_hub import constants
+
+    return hub_net.probe(f"{constants.ENDPOINT.rstrip('/')}/api/datasets/{REPO_ID}")
 
 
 def _notice(message: str) -> None:
@@ -213,12 +233,16 @@ def _read_listing(sel: HubSelection, revision: str) -> list[tuple[str, int]] | N
     if not _COMMIT.fullmatch(revision):
         return None
     try:
-        data = orjson.loads(_listing_path(sel, revision).read_bytes())
+        data = orjson.loads(read_capped(_listing_path(sel, revision), _MAX_LISTING_BYTES, "saved listing"))
         if data["repo"] != REPO_ID or data["revision"] != revision or data["prefix"] != sel.prefix:
             return None
-        return [(str(path), int(size)) for path, size in data["files"]]
+        files = [(str(path), int(size)) for path, size in data["files"]]
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None
+    # only paths inside the selection, never out of it (a planted listing cannot point elsewhere)
+    if not all(path.startswith(sel.prefix + "/") and ".." not in path.split("/") for path, _ in files):
+        return None
+    return files
 
 
 def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]]) -> None:
@@ -226,34 +250,76 @@ def _write_listing(sel: HubSelection, revision: str, files: list[tuple[str, int]
         return
     path = _listing_path(sel, revision)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
-                                      "files": files}))
-        os.replace(tmp, path)
+        path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o755)   # the cache folder
+        path.parent.mkdir(exist_ok=True, mode=0o755)
+        _write_new(path, orjson.dumps({"repo": REPO_ID, "revision": revision, "prefix": sel.prefix,
+                                       "files": files}))
     except OSError:
         pass  # only a shortcut for next time
 
 
-def _local(sel: HubSelection, revision: str, limit: int | None, out, why: str) -> FetchResult:
-    """The selection's files already on disk (in `out`, or in the Hub cache's snapshot)."""
-    if out is not None:
-        root = Path(out)
-    else:
-        root = _cached_snapshot(revision)
-        if root is None:
-            raise InputError(f"{why}, and {sel.prefix} at revision {revision[:12]} is not in the local "
-                             f"Hub cache ({hub_cache_dir()})")
+def _write_new(path: Path, data: bytes) -> None:
+    """Write `path` through a temporary file made with exclusive creation (never a predictable name a
+    symlink could be planted at), then renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _listed(root: Path, sel: HubSelection) -> list[str]:
+    """Repo paths of the `*.json` files under root/<prefix> (hidden entries left out), sorted."""
     base = root / sel.prefix
-    files = sorted(p.relative_to(root).as_posix() for p in base.rglob("*.json")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)) \
-        if base.is_dir() else []
+    if not base.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in base.rglob("*.json")
+                  if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _local(sel: HubSelection, revision: str, limit: int | None, out, why: str) -> FetchResult:
+    """The selection's files already on disk: in `out` and in the Hub cache's snapshot (those only in
+    the Hub cache are copied into `out`), or in the Hub cache's snapshot alone."""
+    snapshot = _cached_snapshot(revision)
+    if out is None and snapshot is None:
+        raise InputError(f"{why}, and {sel.prefix} at revision {revision[:12]} is not in the local "
+                         f"Hub cache ({hub_cache_dir()})")
+    root = Path(out) if out is not None else snapshot
+    in_root = _listed(root, sel)
+    in_cache = _listed(snapshot, sel) if out is not None and snapshot is not None else []
+    files = sorted(set(in_root) | set(in_cache))
     if not files:
-        where = f"in {root}" if out is not None else f"in the local Hub cache ({hub_cache_dir()})"
+        where = f"in {root} or the local Hub cache" if out is not None else f"in the local Hub cache ({hub_cache_dir()})"
         raise InputError(f"{why}, and no trace files under {sel.prefix} at revision {revision[:12]} are {where}")
     if limit:
         files = files[:limit]
-    return FetchResult(base, files, offline=True)
+    for path in files:
+        if out is not None and not (root / path).is_file():
+            _copy_from_cache(snapshot / path, root / path)
+    return FetchResult(root / sel.prefix, files, offline=True)
+
+
+def _copy_from_cache(source: Path, target: Path) -> None:
+    from waferview.trace.parse import MAX_TRACE_FILE_BYTES
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_new(target, read_capped(source, MAX_TRACE_FILE_BYTES, "trace file"))
+    except OSError as e:
+        raise InputError(f"cannot copy {source} from the Hub cache to {target}: {e.strerror or e}") from None
 
 
 def _cached_snapshot(revision: str) -> Path | None:
@@ -305,8 +371,3 @@ def _classify(e: Exception, sel: HubSelection, revision: str) -> tuple[str, str]
     if isinstance(e, (httpx2.TransportError, ConnectionError, TimeoutError, OSError)):
         return "network", f"cannot reach the Hub: {_first_line(e) or e.__class__.__name__}"
     raise e
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else ""

@@ -1,8 +1,11 @@
 """Parse the trace files of one source into one TraceArrays: skip (or, strict, stop at) bad files.
 
 All files of a source must be one model. With an explicit model, files of another model are
-bad files (skipped). Without one, each file's model comes from its path, else its keys, and a
-source whose files disagree is an error naming both models.
+bad files (skipped). Without one, each file's model comes from the dataset's own folder name in its
+absolute path (the `<model>` of `<org>/<model>/...`, e.g. `Llama-4-Maverick-17B-128E-Instruct`, the
+nearest one to the file), else from its layer keys; a short name in an unrelated folder
+(`/home/kimi/...`) says nothing, so a source reads the same given by absolute path or as `.`. A source
+whose files disagree is an error naming both models.
 """
 
 from __future__ import annotations
@@ -10,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from waferview.errors import InputError, TraceFileError
-from waferview.models import ModelSpec, infer_model_from_path
+from waferview.models import ModelSpec
 from waferview.progress import progress
 from waferview.trace.arrays import TraceArrays, concat_requests
-from waferview.trace.parse import parse_file
+from waferview.trace.parse import PATH_ORIGIN, model_from_dataset_path, parse_file
 from waferview.trace.scan import TraceFile
-
-_PATH_ORIGIN = "inferred from the path; pass --model to override"
 
 
 def ingest(files: list[TraceFile], *, label: str, display: Callable[[str], str],
@@ -29,9 +30,11 @@ def ingest(files: list[TraceFile], *, label: str, display: Callable[[str], str],
         name = display(f.rel)
         file_model, origin = model, "--model"
         if file_model is None:
-            file_model = infer_model_from_path(name)
-            origin = _PATH_ORIGIN if file_model else ""
+            file_model = model_from_dataset_path(f.path)
+            origin = PATH_ORIGIN if file_model else ""
         try:
+            if f.problem is not None:
+                raise TraceFileError(name, f.problem)
             m, prefill, decode = parse_file(f.path, file_model, name=name, model_origin=origin)
         except TraceFileError as e:
             if strict:

@@ -31,25 +31,44 @@ import numpy as np
 import orjson
 
 from waferview.errors import TraceFileError
-from waferview.models import ModelSpec, infer_model_from_path, infer_model_from_step
+from waferview.models import MODELS, ModelSpec, infer_model_from_step
+from waferview.files import os_reason, read_capped
 from waferview.trace.validate import describe_keys, find_problem, json_type
+
+MAX_TRACE_FILE_BYTES = 128 << 20   # the dataset's largest files are under 10 MB
+
+_FOLDERS = {m.name.lower(): m for m in MODELS.values()}
+
+
+def model_from_dataset_path(path: str) -> ModelSpec | None:
+    """The model whose dataset folder name (e.g. Qwen3-235B-A22B-FP8) is a folder of `path`, the one
+    nearest the file when several are; None when no folder is one."""
+    parts = path.replace("\\", "/").split("/")[:-1]
+    for part in reversed(parts):
+        model = _FOLDERS.get(part.lower())
+        if model is not None:
+            return model
+    return None
+
+
+PATH_ORIGIN = "inferred from the path; pass --model to override"
 
 
 def parse_file(path: str | os.PathLike, model: ModelSpec | None = None, *, name: str | None = None,
                model_origin: str = "") -> tuple[ModelSpec, np.ndarray, np.ndarray]:
     """Parse one trace file. `name` is how errors call the file (default: the path).
 
-    The model is `model` when given (a file that contradicts it is a bad file), else the one
-    the path names, else the one the first step's keys match."""
+    The model is `model` when given (a file that contradicts it is a bad file), else the one whose
+    dataset folder the path holds (model_from_dataset_path), else the one the first step's keys match.
+    Only a regular file of at most MAX_TRACE_FILE_BYTES is read."""
     name = str(path) if name is None else name
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = read_capped(path, MAX_TRACE_FILE_BYTES, "trace file")
     except OSError as e:
-        raise TraceFileError(name, f"cannot read: {e.strerror or e}") from None
+        raise TraceFileError(name, f"cannot read: {os_reason(e)}") from None
     if model is None:
-        model = infer_model_from_path(name)
-        model_origin = "inferred from the path; pass --model to override" if model else model_origin
+        model = model_from_dataset_path(os.path.abspath(path))
+        model_origin = PATH_ORIGIN if model else model_origin
     return parse_bytes(raw, name, model, model_origin=model_origin)
 
 
@@ -109,7 +128,7 @@ def _parse(raw: bytes, name: str, model: ModelSpec | None, model_origin: str):
     arrays = None if suspect or not _layout_ok(steps, model) else _fast_arrays(steps, model)
     if arrays is None:
         # name the first problem in file order (step by step, layer by layer)
-        reason = find_problem(steps, model, model_origin)
+        reason = find_problem(steps, model, model_origin, raw)
         if reason:
             raise TraceFileError(name, reason + _other_model_hint(steps[0], model))
         arrays = _fast_arrays(steps, model) if suspect else None
@@ -197,4 +216,10 @@ def _rows_to_ids(rows: list, model: ModelSpec) -> np.ndarray | None:
         ids = np.frombuffer(struct.pack(f"<{n}H", *chain.from_iterable(rows)), dtype="<u2")
     if ids.size and int(ids.max()) >= n_experts:
         return None
+    k = model.top_k
+    if k > 1 and ids.size:   # a row names k distinct experts: column j against columns 0..j-1
+        columns = ids.reshape(-1, k).T.copy()
+        for j in range(1, k):
+            if (columns[j] == columns[:j]).any():
+                return None
     return ids.astype(model.id_dtype, copy=False)

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from pathlib import Path
 
 import waferview
 from waferview.errors import InputError
+from waferview.files import file_kind, os_reason
 from waferview.models import ModelSpec, get_model
 from waferview.trace import hub, store
 from waferview.trace.arrays import TraceArrays
 from waferview.trace.cache import FORMAT_VERSION, SUFFIX, CacheCorrupt, is_cache_file, load_cache
 from waferview.trace.ingest import ingest, raise_first_skipped
-from waferview.trace.scan import TraceFile, fingerprint, scan_directory, single_file
+from waferview.trace.manifest import label_synthetic
+from waferview.trace.scan import TraceFile, fingerprint, printable, scan_directory, single_file
 
 DEFAULT_MODEL = "deepseek"
 
@@ -36,8 +39,13 @@ def assets_dir() -> Path:
 
 
 def load_source(source: str | None, model: str | None = None, strict: bool = False,
-                use_cache: bool = True) -> TraceArrays:
+                use_cache: bool = True, fmt: str | None = None) -> TraceArrays:
+    """`fmt` forces a serving-engine format (trace.formats); those sources may also come back as
+    trace.passes.RecordedPasses (batch-major and count-only recordings)."""
     spec = get_model(model) if model else None
+    foreign = _load_foreign(source, fmt, spec, strict, use_cache)
+    if foreign is not None:
+        return foreign
     if source is None:
         return _load_default(spec, strict)
     if not source.strip():
@@ -45,22 +53,37 @@ def load_source(source: str | None, model: str | None = None, strict: bool = Fal
     if source.startswith("hf:"):
         return _load_hub(source, spec, strict, use_cache)
     path = Path(source)
-    if not path.exists():
-        raise InputError(f"{source}: no such file or directory")
-    if path.is_dir():
+    source = printable(source)   # how messages and reports name it (a non-UTF-8 name with \x escapes)
+    try:
+        st = os.stat(path)
+    except OSError as e:   # a dangling link, a symlink loop, a name too long ... named as such
+        raise InputError(f"{source}: {os_reason(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
         files = scan_directory(path)
         if not files:
             raise InputError(f"{source}: no .json trace files in this directory (searched recursively)")
-        return _load_json(files, path, label=source, display=_joiner(source), model=spec,
-                          strict=strict, use_cache=use_cache)
+        trace = _load_json(files, path, label=source, display=_joiner(source), model=spec,
+                           strict=strict, use_cache=use_cache)
+        return label_synthetic(trace, path, (f.path for f in files))   # written by `synth --out`?
+    if not stat.S_ISREG(st.st_mode):   # only regular files are read: a FIFO or a device could block or never end
+        raise InputError(f"{source}: {file_kind(st.st_mode)}, not a regular file (SOURCE is a directory, "
+                         f"a .json trace file, a {SUFFIX} cache or hf:...)")
     if is_cache_file(path):
         return load_cache_source(path, spec, strict, label=source)
     if path.suffix.lower() == SUFFIX:
         raise InputError(f"{source}: not a waferview cache (bad magic)")
     if path.suffix.lower() != ".json":
         raise InputError(f"{source}: expected a directory, a .json trace file, a {SUFFIX} cache or hf:...")
-    return _load_json(single_file(path), path, label=source, display=lambda rel: source, model=spec,
-                      strict=strict, use_cache=use_cache)
+    trace = _load_json(single_file(path), path, label=source, display=lambda rel: source, model=spec,
+                       strict=strict, use_cache=use_cache)
+    return label_synthetic(trace, path)
+
+
+def _load_foreign(source, fmt, spec, strict, use_cache):
+    """Serving-engine captures (vLLM, SGLang, Megatron-Core, TensorRT-LLM): see trace/formats."""
+    from waferview.trace import formats
+
+    return formats.load_foreign(source, fmt, spec, strict, use_cache)
 
 
 def _joiner(root: str):

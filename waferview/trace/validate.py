@@ -12,6 +12,8 @@ Layers are named by their key in the file ("layer 5" is key "5"); steps by posit
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from waferview.models import ModelSpec
@@ -84,7 +86,23 @@ def check_step_layout(step, s: int, model: ModelSpec, model_origin: str = "") ->
     return None
 
 
-def _check_row(row, where: str, model: ModelSpec) -> str | None:
+_BIG_INT = re.compile(rb"-?[0-9]{19,}(?![0-9.eE])")
+
+
+def _integer_literal(raw: bytes, value: float) -> int | None:
+    """The integer literal of the file that orjson read as `value` (it reads integers beyond 64 bits
+    as floats), if there is one."""
+    for match in _BIG_INT.finditer(raw):
+        start = match.start()
+        if start and raw[start - 1:start] in b".eE+-0123456789":
+            continue
+        literal = int(match.group())
+        if float(literal) == value:
+            return literal
+    return None
+
+
+def _check_row(row, where: str, model: ModelSpec, raw: bytes = b"") -> str | None:
     k, n = model.top_k, model.num_experts
     if type(row) is not list:
         return f"{where}: expected a list of {k} expert ids, got {json_type(row)}"
@@ -94,14 +112,21 @@ def _check_row(row, where: str, model: ModelSpec) -> str | None:
         if type(e) is not int:
             if isinstance(e, (list, dict)):
                 return f"{where}: expert id is {json_type(e)}, expected an integer"
+            literal = _integer_literal(raw, e) if type(e) is float and abs(e) >= 2 ** 63 else None
+            if literal is not None:   # an integer beyond 64 bits (orjson reads it as a float)
+                return f"{where}: expert id {literal} out of range ({model.key} has {n} experts: 0..{n - 1})"
             return f"{where}: expert id {orjson.dumps(e).decode()} is not an integer"
         if not 0 <= e < n:
             return f"{where}: expert id {e} out of range ({model.key} has {n} experts: 0..{n - 1})"
+    if len(set(row)) != len(row):
+        repeated = next(e for i, e in enumerate(row) if e in row[:i])
+        return f"{where}: expert id {repeated} appears more than once (a row names {k} distinct experts)"
     return None
 
 
-def find_problem(steps: list, model: ModelSpec, model_origin: str = "") -> str | None:
-    """Walk every step, layer, row and id; return the first problem, or None if the file is fine."""
+def find_problem(steps: list, model: ModelSpec, model_origin: str = "", raw: bytes = b"") -> str | None:
+    """Walk every step, layer, row and id; return the first problem, or None if the file is fine.
+    `raw` (the file's bytes) lets an integer beyond 64 bits be named as the integer it is."""
     for s, step in enumerate(steps):
         reason = check_step_layout(step, s, model, model_origin)
         if reason:
@@ -125,7 +150,7 @@ def find_problem(steps: list, model: ModelSpec, model_origin: str = "") -> str |
             elif len(rows) != 1:
                 return f"{where}: {len(rows)} rows in a decode step, expected exactly 1"
             for r, row in enumerate(rows):
-                reason = _check_row(row, f"{where} row {r}", model)
+                reason = _check_row(row, f"{where} row {r}", model, raw)
                 if reason:
                     return reason
     return None

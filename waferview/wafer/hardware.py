@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import orjson
+
 from waferview.errors import InputError
+from waferview.files import os_reason, read_capped
 
 PRESET_DIR = Path(__file__).with_name("presets")
 PRESETS = ("5x5", "8x3")
-_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+_SHAPE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$", re.ASCII)
 MAX_DIES = 4096
 
 
@@ -74,6 +78,35 @@ class Hardware:
         return json.dumps(asdict(self), indent=2)
 
 
+# Every number of a hardware file, with the range it must lie in: (low, high, low is allowed). Bounds
+# keep every rate, time and byte count downstream finite and exact in 64 bits (no NaN or inf in a table,
+# no integer overflow in a kernel), and far outside anything a real wafer has.
+NUMBER_RANGES = {
+    "die_tflops": (1e-3, 1e6, True),             # 1 GFLOPS .. 1 EFLOPS per die
+    "hbm_gb": (1e-3, 1e6, True),                 # 1 MB .. 1 PB per die
+    "hbm_bytes_per_ns": (1e-3, 1e7, True),       # 1 MB/s .. 10 PB/s
+    "hbm_latency_ns": (0.0, 1e9, True),          # up to 1 s
+    "hbm_reserved_fraction": (0.0, 1.0, True),   # [0, 1): checked apart (1 is excluded)
+    "llc_mb": (0.0, 1e9, True),
+    "link_bytes_per_ns": (1e-3, 1e7, True),
+    "hop_latency_ns": (0.0, 1e9, True),
+    "link_efficiency": (1e-3, 1.0, True),
+}
+MAX_HEADER_BYTES = 1 << 20       # request_header_bytes: 0 .. 1 MiB
+MAX_SIDE = MAX_DIES              # width, height
+MAX_FILE_BYTES = 1 << 20         # a hardware file is a small JSON object
+_EFFICIENCY = (1e-3, 1.0)
+_TEXT = 4096                     # characters of name / description
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _in_range(v, lo: float, hi: float) -> bool:
+    return _is_number(v) and math.isfinite(v) and lo <= v <= hi
+
+
 def _check(hw: Hardware, origin: str) -> Hardware:
     def bad(what):
         raise InputError(f"{origin}: {what}")
@@ -82,24 +115,29 @@ def _check(hw: Hardware, origin: str) -> Hardware:
         bad(f"mesh {hw.width}x{hw.height}: width and height must be at least 1")
     if hw.num_dies > MAX_DIES:
         bad(f"mesh {hw.width}x{hw.height} has {hw.num_dies} dies: at most {MAX_DIES} are supported")
-    positive = ("die_tflops", "hbm_gb", "hbm_bytes_per_ns", "link_bytes_per_ns", "link_efficiency")
-    for name in positive:
+    for name, (lo, hi, _) in NUMBER_RANGES.items():
         v = getattr(hw, name)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            bad(f"{name} must be a positive number, got {v!r}")
-    for name in ("hbm_latency_ns", "hop_latency_ns", "request_header_bytes", "llc_mb"):
+        if name == "hbm_reserved_fraction":
+            if not (_in_range(v, 0.0, 1.0) and v < 1):
+                bad(f"hbm_reserved_fraction must be in [0, 1), got {v!r}")
+        elif not _in_range(v, lo, hi):
+            if lo > 0 and (not _is_number(v) or not v > 0):
+                bad(f"{name} must be a positive number, got {v!r}")
+            if lo == 0 and (not _is_number(v) or not v >= 0):
+                bad(f"{name} must be a number >= 0, got {v!r}")
+            bad(f"{name} must be a number from {lo:g} to {hi:g}, got {v!r}")
+    if not (_is_number(hw.request_header_bytes) and 0 <= hw.request_header_bytes <= MAX_HEADER_BYTES):
+        bad(f"request_header_bytes must be an integer from 0 to {MAX_HEADER_BYTES}, got {hw.request_header_bytes!r}")
+    for name in ("name", "description"):
         v = getattr(hw, name)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            bad(f"{name} must be a number >= 0, got {v!r}")
-    if not (0 <= hw.hbm_reserved_fraction < 1):
-        bad(f"hbm_reserved_fraction must be in [0, 1), got {hw.hbm_reserved_fraction!r}")
-    if hw.link_efficiency > 1:
-        bad(f"link_efficiency must be at most 1, got {hw.link_efficiency!r}")
+        if not isinstance(v, str) or len(v) > _TEXT:
+            bad(f"{name} must be a string of at most {_TEXT} characters")
+    lo, hi = _EFFICIENCY
     if not isinstance(hw.hbm_efficiency, dict) or not hw.hbm_efficiency:
         bad("hbm_efficiency must be an object like {\"default\": 0.9, \"llama4\": 0.85}")
     for k, v in hw.hbm_efficiency.items():
-        if not (isinstance(v, (int, float)) and 0 < v <= 1):
-            bad(f"hbm_efficiency[{k!r}] must be in (0, 1], got {v!r}")
+        if not _in_range(v, lo, hi):
+            bad(f"hbm_efficiency[{k!r}] must be in (0, 1], got {_show(v)}{_least(v, lo)}")
     if not isinstance(hw.compute_efficiency, dict) or not hw.compute_efficiency:
         bad("compute_efficiency must be an object: model -> [[max_batch or null, efficiency], ...]")
     for k, table in hw.compute_efficiency.items():
@@ -107,10 +145,10 @@ def _check(hw: Hardware, origin: str) -> Hardware:
         if not ok:
             bad(f"compute_efficiency[{k!r}] must be a list of [max_batch or null, efficiency] pairs")
         for bound, eff in table:
-            if not (isinstance(eff, (int, float)) and 0 < eff <= 1):
-                bad(f"compute_efficiency[{k!r}]: efficiency must be in (0, 1], got {eff!r}")
-            if bound is not None and not (isinstance(bound, int) and bound > 0):
-                bad(f"compute_efficiency[{k!r}]: max_batch must be a positive integer or null, got {bound!r}")
+            if not _in_range(eff, lo, hi):
+                bad(f"compute_efficiency[{k!r}]: efficiency must be in (0, 1], got {_show(eff)}{_least(eff, lo)}")
+            if bound is not None and not (_is_number(bound) and isinstance(bound, int) and 0 < bound < 1 << 62):
+                bad(f"compute_efficiency[{k!r}]: max_batch must be a positive integer or null, got {_show(bound)}")
     return hw
 
 
@@ -118,16 +156,33 @@ def _from_dict(data: dict, origin: str) -> Hardware:
     known = set(Hardware.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InputError(f"{origin}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        raise InputError(f"{origin}: unknown field(s) {', '.join(map(str, unknown))}; expected some of "
+                         f"{', '.join(sorted(known))}")
     base = json.loads((PRESET_DIR / "5x5.json").read_text())
     base.update(data)
     for name in ("width", "height", "request_header_bytes"):
-        if not isinstance(base[name], int) or isinstance(base[name], bool):
-            raise InputError(f"{origin}: {name} must be an integer, got {base[name]!r}")
-    for name, f in Hardware.__dataclass_fields__.items():
-        if f.type == "float" and isinstance(base.get(name), bool):
-            raise InputError(f"{origin}: {name} must be a number, got {base[name]!r}")
+        v = base[name]
+        if not isinstance(v, int) or isinstance(v, bool):
+            what = f"an integer from 0 to {MAX_HEADER_BYTES}" if name == "request_header_bytes" else "an integer"
+            raise InputError(f"{origin}: {name} must be {what}, got {_show(v)}")
+        if name != "request_header_bytes" and not 1 <= v <= MAX_SIDE:
+            raise InputError(f"{origin}: mesh {base['width']}x{base['height']}: width and height must be from 1 "
+                             f"to {MAX_SIDE} (and at most {MAX_DIES} dies in all)" if v >= 1 else
+                             f"{origin}: mesh {base['width']}x{base['height']}: width and height must be at least 1")
+    for name in NUMBER_RANGES:
+        if not _is_number(base.get(name)):
+            raise InputError(f"{origin}: {name} must be a number, got {_show(base.get(name))}")
     return _check(Hardware(**base), origin)
+
+
+def _least(v, lo: float) -> str:
+    return f" (at least {lo:g})" if _is_number(v) and 0 < v < lo else ""
+
+
+def _show(v) -> str:
+    """A value as the file wrote it (true, not True), shortened."""
+    text = json.dumps(v) if isinstance(v, (bool, type(None), str, list, dict)) else repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def load_hardware(spec: str | None) -> Hardware:
@@ -143,13 +198,16 @@ def load_hardware(spec: str | None) -> Hardware:
         return _from_dict({"name": f"{w}x{h}", "width": w, "height": h,
                            "description": f"{w} x {h} mesh with the 5x5 preset's per-die figures"}, f"--mesh {spec}")
     path = Path(spec)
-    if not path.suffix.lower() == ".json" and not path.exists():
+    if not spec.strip() or (not path.suffix.lower() == ".json" and not os.path.lexists(path)):
         raise InputError(f"--mesh {spec!r}: expected 5x5, 8x3, WxH (e.g. 4x4) or a hardware .json file")
     try:
-        data = json.loads(path.read_text())
+        text = read_capped(path, MAX_FILE_BYTES, "hardware file")
+        data = orjson.loads(text)
     except FileNotFoundError:
         raise InputError(f"{spec}: hardware file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except OSError as e:   # not a regular file (a FIFO, /dev/zero), too large, a symlink loop ...
+        raise InputError(f"{spec}: cannot read the hardware file: {os_reason(e)}") from None
+    except orjson.JSONDecodeError as e:
         raise InputError(f"{spec}: not a readable JSON hardware file ({e})") from None
     if not isinstance(data, dict):
         raise InputError(f"{spec}: a hardware file is one JSON object with the preset's fields")

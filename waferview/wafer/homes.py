@@ -1,6 +1,6 @@
 """Where expert weights live (their home die) and how much HBM is left for predictor copies.
 
-Home placement (DESIGN.md section 3), the same for every MoE layer: with E experts and N dies, die d
+Home placement (the paper's expert-parallel layout), the same for every MoE layer: with E experts and N dies, die d
 holds the contiguous block of ids [d*q, (d+1)*q) where q = floor(E/N); the E - q*N leftover ids
 q*N + i go round-robin to die i mod N.
 
