@@ -40,6 +40,7 @@ def _json_rows(capsys, *argv):
     (["--top-n", "x"], "argument --top-n: 'x'"),
     (["--eviction", "admit,sometimes"], "argument --eviction: invalid choice: 'sometimes'"),
     (["--set", "nonsense=1"], "unknown axis 'nonsense'"),
+    (["--set", "no-cache=true,false"], "'no-cache' is how a trace is read, not an axis: give it once"),
     (["--set", "top_n"], "--set 'top_n': expected NAME=V1,V2"),
     (["--strategies", "Fast"], "--strategies 'Fast': expected one of Base, EP, Pred Only, Allo Only, Allo+Pred"),
     (["--strategies", "allo/psychic"], "unknown predictor mode 'psychic'"),
@@ -103,9 +104,9 @@ def test_the_paper_grid():
 def test_grid_file_equals_the_command_line(tmp_path, capsys):
     f = tmp_path / "grid.toml"
     f.write_text('models = ["llama4"]\nbatches = [6]\nmeshes = ["2x2", "3x1"]\nstrategies = ["Base", "Allo+Pred"]\n'
-                 '[set]\ntop-n = [3, 5]\n')
+                 'strict = true\n[set]\ntop-n = [3, 5]\n')
     from_file = _json_rows(capsys, str(f), "--workers", "0")
-    from_cli = _json_rows(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--top-n", "3,5", "--workers", "0")
+    from_cli = _json_rows(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--top-n", "3,5", "--workers", "0", "--strict")
     assert from_file["rows"] == from_cli["rows"]
     assert len(from_file["rows"]) == 2 * 2 * 2
     assert from_cli["sweep"]["cached"] == 8 and from_cli["sweep"]["computed"] == 0   # the second run read the cache

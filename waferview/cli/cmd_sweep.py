@@ -53,9 +53,9 @@ def add_arguments(p):
         taken |= {dest}
     g.add_argument("--set", action="append", default=[], metavar="NAME=V,V...",
                    help="an axis of any summary option by name (repeatable): --set top_n=13,26 --set block_size=50,512")
-    r = p.add_argument_group("reading the traces")
-    r.add_argument("--strict", action="store_true", help="stop at the first bad trace file")
-    r.add_argument("--no-cache", action="store_true", help="parse JSON sources again even if a trace cache exists")
+    r = p.add_argument_group("reading the traces (summary's own options, for every SOURCE)")
+    for action in _source_actions():
+        r._add_action(action)
     x = p.add_argument_group("running")
     x.add_argument("--workers", type=int, default=None, metavar="N",
                    help=f"local worker processes (default: the cores, {os.cpu_count() or 1} here; 0 = in this process)")
@@ -80,6 +80,23 @@ def add_arguments(p):
             continue
         g.add_argument(*flags, dest=f"axis:{dest}", default=None, metavar="V,V...",
                        help=f"axis: {action.help or dest}" if action.help != argparse.SUPPRESS else argparse.SUPPRESS)
+
+
+def _source_actions() -> list:
+    """Copies of summary's source options but SOURCE and --model (--strict, --no-cache, --format, ...)."""
+    import copy
+
+    from waferview.cli.common import add_source_args
+
+    tmp = argparse.ArgumentParser(add_help=False)
+    add_source_args(tmp)
+    out = []
+    for a in tmp._actions:
+        if a.option_strings and a.dest not in ("model", "help"):
+            b = copy.copy(a)
+            b.dest = f"read:{a.dest}"
+            out.append(b)
+    return out
 
 
 def _axis_help(dest: str) -> str:
@@ -113,7 +130,11 @@ def spec_from_args(args):
     spec.paper = spec.paper or args.paper
     if args.synth_requests is not None:
         spec.synth_requests = args.synth_requests
-    spec.strict, spec.no_cache, spec.yes = spec.strict or args.strict, spec.no_cache or args.no_cache, args.yes
+    spec.yes = args.yes
+    for action in _source_actions():
+        value = getattr(args, action.dest)
+        if value != action.default:   # given on the command line: as summary would read it
+            spec.read_options[action.dest[5:]] = "true" if value is True else str(value)
     cli_axes = {}
     for key, value in vars(args).items():
         if key.startswith("axis:") and value is not None:

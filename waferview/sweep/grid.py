@@ -24,7 +24,6 @@ from waferview.errors import InputError
 # plural axis names of the sweep -> summary's option dest
 PLURALS = {"models": "model", "meshes": "mesh", "batches": "batch", "profiles": "profile", "links": "links"}
 STRATEGY = "strategy"          # the pseudo-axis that sets placement and predictor
-SOURCE_ONLY = ("source", "model", "strict", "no_cache")   # how the trace is read (--models: the trace axis)
 NOT_AXES = ("json",)
 DEFAULT = "default"            # an axis value that leaves the option at summary's default
 MAX_CONFIGURATIONS = 100_000   # above this, `--yes`
@@ -49,6 +48,21 @@ def summary_parser() -> argparse.ArgumentParser:
     return p
 
 
+@functools.lru_cache(maxsize=1)
+def source_dests() -> tuple[str, ...]:
+    """summary's options that say how the trace is read (cli.common.add_source_args: SOURCE, --model,
+    --strict, ...): not axes; --models is the sweep's trace axis, the others apply to every source."""
+    from waferview.cli.common import add_source_args
+
+    p = _RaisingParser(add_help=False)
+    add_source_args(p)
+    return tuple(a.dest for a in p._actions if a.dest != "help")
+
+
+def source_flags() -> set[str]:
+    return {f for d, a in summary_actions().items() if d in source_dests() for f in a.option_strings}
+
+
 def summary_actions() -> dict[str, argparse.Action]:
     """summary's options by dest, in the parser's order (the positional SOURCE included)."""
     return {a.dest: a for a in summary_parser()._actions if a.dest != "help"}
@@ -56,7 +70,7 @@ def summary_actions() -> dict[str, argparse.Action]:
 
 def axis_options() -> dict[str, argparse.Action]:
     """The summary options a sweep may vary."""
-    return {d: a for d, a in summary_actions().items() if d not in SOURCE_ONLY + NOT_AXES}
+    return {d: a for d, a in summary_actions().items() if d not in source_dests() + NOT_AXES}
 
 
 def flag_of(action: argparse.Action) -> str:
@@ -105,8 +119,9 @@ def resolve_option(name: str) -> str:
         return "model"
     options = axis_options()
     if key not in options:
-        if key in SOURCE_ONLY:
-            raise InputError(f"{name!r} is how a trace is read, not an axis: give sources as SOURCE arguments")
+        if key in source_dests() or f"--{key.replace('_', '-')}" in source_flags():
+            raise InputError(f"{name!r} is how a trace is read, not an axis: give it once (it applies to every "
+                             "source), and the sources as SOURCE arguments")
         known = ", ".join(sorted({flag_of(a)[2:] for a in options.values()} | {"strategies"}))
         hint = f" (this version of summary has no --{key.replace('_', '-')} option)" if key in PLURALS.values() else ""
         raise InputError(f"unknown axis {name!r}{hint}: expected one of {known}")

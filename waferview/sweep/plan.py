@@ -23,8 +23,7 @@ class SweepSpec:
     synth: bool = False
     synth_requests: int = 16384
     paper: bool = False
-    strict: bool = False
-    no_cache: bool = False
+    read_options: dict = field(default_factory=dict)         # summary's source options but SOURCE and --model
     yes: bool = False
 
 
@@ -108,8 +107,7 @@ def make_plan(spec: SweepSpec) -> Plan:
     configs = grid.expand(axes, len(trace_options))
     for c in configs:
         source, model = trace_options[c.trace]
-        options = {"source": source, "model": model, "strict": "true" if spec.strict else None,
-                   "no_cache": "true" if spec.no_cache else None, **c.options}
+        options = {"source": source, "model": model, **spec.read_options, **c.options}
         try:
             c.ns = grid.namespace(options)
             grid.check_namespace(c.ns)
@@ -135,7 +133,7 @@ def load(plan: Plan) -> Plan:
 
     spec = plan.spec
     plan.traces = load_traces(spec.sources, _models(spec), synth=spec.synth, synth_requests=spec.synth_requests,
-                              strict=spec.strict, no_cache=spec.no_cache)
+                              read_options=spec.read_options)
     version = code_version()
     for c in plan.configs:
         t = plan.traces[c.trace]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import orjson
 
-# Namespace entries that do not change a row (how the trace was read; the trace itself is fingerprinted)
-_IGNORED = ("source", "json", "strict", "no_cache")
-
-
 def row_key(fingerprint: str, label: str, ns, version: str) -> str:
-    options = {k: v for k, v in sorted(vars(ns).items()) if k not in _IGNORED and not k.startswith("_")}
+    from waferview.sweep.grid import source_dests
+
+    # how the trace was read does not enter the key: the trace itself is fingerprinted
+    ignored = set(source_dests()) | {"json"}
+    options = {k: v for k, v in sorted(vars(ns).items()) if k not in ignored and not k.startswith("_")}
     blob = orjson.dumps({"trace": fingerprint, "label": label, "options": options, "version": version},
                         option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.sha256(blob).hexdigest()

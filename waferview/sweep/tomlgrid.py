@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from waferview.errors import InputError
 
-_SETTINGS = {"sources": list, "synth": bool, "synth_requests": int, "paper": bool, "strict": bool,
-             "no_cache": bool}
+_SETTINGS = {"sources": list, "synth": bool, "synth_requests": int, "paper": bool}
 
 
 def read_grid_file(path: str):
@@ -49,6 +48,10 @@ def read_grid_file(path: str):
             setattr(spec, name, [str(v) for v in value] if name == "sources" else value)
         elif name in ("models", "model"):
             spec.models = value
+        elif name in grid.source_dests() or f"--{key.replace('_', '-')}" in grid.source_flags():
+            dest = name if name in grid.source_dests() else grid.summary_parser()._option_string_actions[
+                f"--{key.replace('_', '-')}"].dest
+            spec.read_options[dest] = ("true" if value else "false") if isinstance(value, bool) else str(value)
         else:
             axes[key] = value
     for key, value in axes.items():

@@ -173,9 +173,11 @@ def _ensure_file(trace, digest: str) -> str:
 
 
 def load_traces(sources: list[str], models: list[str | None], *, synth: bool, synth_requests: int,
-                strict: bool, no_cache: bool) -> list[SweepTrace]:
-    """Every (source, model) of the sweep, read and fingerprinted (InputError for a bad source)."""
-    from waferview.trace.source import load_source
+                read_options: dict) -> list[SweepTrace]:
+    """Every (source, model) of the sweep, read as `summary` reads its SOURCE (the same options through the
+    same parser and cli.common.load_trace_from_args) and fingerprinted (InputError for a bad source)."""
+    from waferview.cli.common import load_trace_from_args
+    from waferview.sweep.grid import namespace
 
     items: list[tuple[str | None, str | None, str]] = []
     if synth:
@@ -191,7 +193,7 @@ def load_traces(sources: list[str], models: list[str | None], *, synth: bool, sy
         items = [(None, m, f"default:{m or 'deepseek'}") for m in models]
     out = []
     for source, model, column in items:
-        trace = load_source(source, model=model, strict=strict, use_cache=not no_cache)
+        trace = load_trace_from_args(namespace({"source": source, "model": model, **read_options}))
         backing = _backing_file(trace)
         digest = fingerprint(trace, backing)
         path = _ensure_file(trace, digest)
