@@ -138,6 +138,9 @@ def test_rows_hold_the_axes_and_exactly_summary_json(capsys):
     assert out["provenance"]["run_options"] == {"sweep_batch": [6], "sweep_mesh": ["2x2", "3x1"],
                                                 "strategy": ["Base", "Pred Only"]}
     assert out["provenance"]["model"]["key"] == "llama4" and out["provenance"]["synthetic"] is True
+    from waferview.sweep.traces import sweep_dir
+
+    assert not (sweep_dir() / "traces").exists(), "a .wvtrace is mapped where it is, not copied for the workers"
 
 
 def test_the_pool_gives_the_rows_of_an_in_process_run(capsys, tmp_path):
@@ -406,3 +409,19 @@ def test_a_killed_worker_costs_only_its_rows(tmp_path):
     result = orjson.loads(out)
     assert len(result["rows"]) == 30 and all(r["status"] == "ok" for r in result["rows"])
     assert result["sweep"]["computed"] == 30
+
+
+def test_a_json_dataset_source_gives_summarys_rows_on_the_first_read_and_from_its_cache(capsys, tmp_path):
+    from tracefiles import write_dataset
+
+    write_dataset(tmp_path / "ds", "llama4", {("mmlu", "algebra"): [(i, 3, 4) for i in range(6)]})
+    argv = [str(tmp_path / "ds"), "--meshes", "2x2", "--strategies", "Base,EP", "--workers", "0"]
+    first = _json_rows(capsys, *argv)                       # parsed from JSON (in memory)
+    again = _json_rows(capsys, *argv, "--fresh")            # memory-mapped from summary's trace cache
+    assert again["rows"] == first["rows"] and again["sweep"]["computed"] == 2
+    assert main(["summary", str(tmp_path / "ds"), "--mesh", "2x2", "--placement", "ep", "--predictor", "off",
+                 "--json"]) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    summary.pop("provenance")
+    assert {k: first["rows"][1][k] for k in summary} == summary
+    assert first["rows"][0]["sweep_source"] == str(tmp_path / "ds") and summary["requests"] == 6

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from waferview.errors import InputError
@@ -98,20 +99,51 @@ def synth_pool(model: str, requests: int) -> Path:
     """The calibrated synthetic pool of `model` (seed 0), generated on first use."""
     from waferview.synth.generate import generate_to_cache
 
+    from waferview.trace.cache import load_cache
+
     path = synth_pool_path(model, requests)
-    if not path.is_file():
-        print(f"waferview sweep: generating the synthetic {model} pool ({requests:,} requests) -> {path}",
-              file=sys.stderr)
-        generate_to_cache(model, requests, 0, path)
+    if path.is_file():
+        try:
+            load_cache(path)
+            return path
+        except InputError as e:   # damaged, or written in an older cache format: make it again
+            print(f"waferview sweep: {e}; generating it again", file=sys.stderr)
+    print(f"waferview sweep: generating the synthetic {model} pool ({requests:,} requests) -> {path}",
+          file=sys.stderr)
+    generate_to_cache(model, requests, 0, path)
     return path
 
 
-def _backing_file(trace) -> str | None:
+def _mapped_path(arr) -> str | None:
+    """The file an array is memory-mapped from: numpy's own record when it has one, else the process's map
+    of the address (a cache mapped through a file descriptor has no name in numpy)."""
+    name = getattr(arr, "filename", None)
+    if isinstance(name, (str, os.PathLike)) and str(name):
+        return os.path.realpath(name)
+    if not isinstance(arr, np.memmap) or not arr.size:
+        return None
+    address = arr.ctypes.data
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                if lo <= address < hi:
+                    path = parts[5].strip() if len(parts) == 6 else ""
+                    return os.path.realpath(path) if path.startswith("/") else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _backing_file(trace, source: str | None = None) -> str | None:
+    """The .wvtrace a trace was read from, if the workers can map the same bytes from it."""
     from waferview.trace.cache import is_cache_file
 
-    name = getattr(trace.prefill_ids, "filename", None)
-    same = all(getattr(getattr(trace, a), "filename", None) == name
-               for a in ("decode_ids", "prefill_offsets", "decode_offsets"))
+    if source and not source.startswith("hf:") and os.path.isfile(source) and is_cache_file(source):
+        return os.path.realpath(source)
+    name = _mapped_path(trace.prefill_ids)
+    same = all(_mapped_path(getattr(trace, a)) == name for a in ("decode_ids", "prefill_offsets", "decode_offsets"))
     return name if name and same and is_cache_file(name) else None
 
 
@@ -156,11 +188,11 @@ def fingerprint(trace, path: str | None) -> str:
     return digest
 
 
-def _ensure_file(trace, digest: str) -> str:
-    """A .wvtrace holding this trace: its own file when it is memory-mapped, else one written for the sweep."""
+def _ensure_file(trace, digest: str, backing: str | None) -> str:
+    """A .wvtrace holding this trace: the file it was read from, else one written for the sweep."""
     from waferview.trace.cache import save_cache
 
-    path = _backing_file(trace)
+    path = backing
     if path:
         return path
     target = sweep_dir() / "traces" / f"{digest[:32]}.wvtrace"
@@ -194,9 +226,9 @@ def load_traces(sources: list[str], models: list[str | None], *, synth: bool, sy
     out = []
     for source, model, column in items:
         trace = load_trace_from_args(namespace({"source": source, "model": model, **read_options}))
-        backing = _backing_file(trace)
+        backing = _backing_file(trace, source)
         digest = fingerprint(trace, backing)
-        path = _ensure_file(trace, digest)
+        path = _ensure_file(trace, digest, backing)
         st = os.stat(path)
         m = trace.model
         labels = tuple((f.name, getattr(trace, f.name)) for f in dataclasses.fields(trace)
