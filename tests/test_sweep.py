@@ -425,3 +425,30 @@ def test_a_json_dataset_source_gives_summarys_rows_on_the_first_read_and_from_it
     summary.pop("provenance")
     assert {k: first["rows"][1][k] for k in summary} == summary
     assert first["rows"][0]["sweep_source"] == str(tmp_path / "ds") and summary["requests"] == 6
+
+
+def test_an_option_summary_gains_later_is_an_axis_with_no_change_to_the_sweep(capsys, monkeypatch):
+    from waferview.cli import cmd_summary
+
+    if "profile" in grid.axis_options():
+        pytest.skip("summary has --profile now: the other tests cover it")
+    real = cmd_summary.add_arguments
+
+    def with_profile(p):
+        real(p)
+        p.add_argument("--profile", default="waferview", choices=("waferview", "paper"), help="timing discipline")
+        p.add_argument("--max-steps", type=int, default=None, help="iterations including the prefill")
+
+    monkeypatch.setattr(cmd_summary, "add_arguments", with_profile)
+    for cached in (grid.summary_parser, grid.source_dests):
+        cached.cache_clear()
+    try:
+        out = _json_rows(capsys, *TINY, "--meshes", "2x2", "--strategies", "Base", "--profiles", "waferview,paper",
+                         "--max-steps", "5,9", "--workers", "0")
+        assert [(r["sweep_max_steps"], r["sweep_profile"]) for r in out["rows"]] == [
+            (5, "waferview"), (5, "paper"), (9, "waferview"), (9, "paper")]
+        code, _, err = _sweep(capsys, *TINY, "--profiles", "study")
+        assert code == 2 and "argument --profile: invalid choice: 'study'" in err
+    finally:
+        for cached in (grid.summary_parser, grid.source_dests):
+            cached.cache_clear()
