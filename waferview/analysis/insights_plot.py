@@ -7,7 +7,7 @@ ordered by frequency (rows by their frequency at layer l, columns by theirs at t
 structure shows as mass in the top-left corner; the colour scale is clipped at the 99th percentile of
 the nonzero counts so a few hot pairs do not wash out the rest. matplotlib (the `plot` extra) is imported
 here only, with the Agg backend. FILE.csv: one line per cell (figure, layer, row and column rank and
-expert, count).
+expert, count), the layer as its index among the MoE layers (titles show the model's layer keys).
 """
 
 from __future__ import annotations
@@ -20,17 +20,20 @@ CLIP_QUANTILE = 0.99
 SIZE_IN, DPI = (11.0, 5.5), 100
 
 
-def panels(tables: dict, layer: int | None = None) -> tuple[int, list[dict]]:
-    """(layer, [{"figure", "title", "matrix" (ordered), "rows", "cols" (expert ids in order)}])."""
+def panels(tables: dict, layer: int | None = None, layer_ids=None) -> tuple[int, list[dict]]:
+    """(MoE layer index, [{"figure", "title", "matrix" (ordered), "rows", "cols" (expert ids in order)}]);
+    titles name the model's layer keys (`layer_ids`, e.g. ModelSpec.moe_layer_ids) when given."""
     L = tables["next_layer"].shape[0]
+    ids = list(layer_ids) if layer_ids is not None else list(range(L))
     if layer is None:
         layer = max(0, (L - 2) // 2)
     freq = tables["freq_pre"] + tables["freq_dec"]
     out = []
     target = min(layer + 1, L - 1)
     for figure, matrix, col_freq, title in (
-            ("next_layer", tables["next_layer"][layer], freq[target], f"layer {layer} -> {target}"),
-            ("next_token", tables["next_token"][layer], tables["freq_dec"][layer], f"token t -> t+1, layer {layer}")):
+            ("next_layer", tables["next_layer"][layer], freq[target], f"layer {ids[layer]} -> {ids[target]}"),
+            ("next_token", tables["next_token"][layer], tables["freq_dec"][layer],
+             f"token t -> t+1, layer {ids[layer]}")):
         rows = np.lexsort((np.arange(len(freq[layer])), -freq[layer] if figure == "next_layer" else -tables["freq_dec"][layer]))
         cols = np.lexsort((np.arange(len(col_freq)), -col_freq))
         out.append({"figure": figure, "title": title, "matrix": np.asarray(matrix)[np.ix_(rows, cols)],
@@ -45,7 +48,7 @@ def clip_value(matrix: np.ndarray, quantile: float = CLIP_QUANTILE) -> float:
 
 def write_csv(path: str, layer: int, items: list[dict]) -> None:
     """The plotted cells, written to a temporary name and renamed (a reader never sees half a file)."""
-    lines = ["figure,layer,row_rank,col_rank,row_expert,col_expert,count"]
+    lines = ["figure,moe_layer,row_rank,col_rank,row_expert,col_expert,count"]
     for p in items:
         m = p["matrix"]
         for i in range(m.shape[0]):
@@ -64,7 +67,7 @@ def plot_insights(trace, tables: dict, path: str, layer: int | None = None) -> l
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layer, items = panels(tables, layer)
+    layer, items = panels(tables, layer, trace.model.moe_layer_ids)
     fig, axes = plt.subplots(1, 2, figsize=SIZE_IN, dpi=DPI)
     fig.subplots_adjust(left=0.06, right=0.95, top=0.84, bottom=0.1, wspace=0.3)
     for ax, p in zip(axes, items):
