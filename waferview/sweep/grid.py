@@ -206,7 +206,6 @@ def make_axis(name: str, values) -> Axis:
     if dest == STRATEGY:
         items = strategy_values(raw)
         return Axis(STRATEGY, [{"placement": p, "predictor": q} for _, p, q in items], [n for n, _, _ in items])
-    action = axis_options()[dest]
     settings, labels = [], []
     for value in raw:
         setting = {dest: None if value.lower() == DEFAULT else value}

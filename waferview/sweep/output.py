@@ -3,7 +3,6 @@ finish, the progress line, and the compact bar chart of speedups (rich) that end
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -131,11 +130,8 @@ class Table:
         return "  ".join(cells).rstrip()
 
     def print(self, text: str) -> None:
-        try:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-        except BrokenPipeError:
-            raise
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
 
 def _short(column: str) -> str:
@@ -242,6 +238,3 @@ def speedup_chart(rows: list[dict], group_columns: list[str], width: int = 40, m
     Console(file=buf, width=160, force_terminal=force, no_color=not force, highlight=False).print(t)
     return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
 
-
-def finite_or_none(v):
-    return v if v is None or not isinstance(v, float) or math.isfinite(v) else None
