@@ -64,7 +64,10 @@ def build_axes(spec: SweepSpec) -> list[grid.Axis]:
         for name, values in grid.paper_axes().items():
             raw[grid.resolve_option(name)] = values
     for name, values in spec.axes.items():
-        raw[grid.resolve_option(name)] = values       # the command line overrides the file and --paper
+        dest = grid.resolve_option(name)
+        if dest == "model":
+            raise InputError(f"{name!r}: the models are the sweep's trace axis: give them as --models")
+        raw[dest] = values       # the command line overrides the file and --paper
     axes = [grid.make_axis(dest, raw[dest]) for dest in _ordered(list(raw))]
     grid.check_axes(axes)
     return axes
