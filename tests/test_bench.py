@@ -147,3 +147,20 @@ def test_bench_help_is_light():
     done = subprocess.run([sys.executable, "-m", "waferview", "bench", "--help"], capture_output=True, text=True)
     assert done.returncode == 0
     assert "--quick" in done.stdout and "--config" not in done.stdout
+
+
+def test_sweep_pool_figures(tiny):
+    pool = tiny["details"]["sweep_pool"]
+    assert pool["configurations"] == 4 * 5 and pool["rows_agree"] is True   # 1 worker, 2 workers, in-process
+    assert tiny["sweep_parallel_efficiency"] == pytest.approx(pool["one_worker_s"] / pool["two_workers_s"])
+    assert tiny["sweep_pool_overhead"] == pytest.approx(
+        (pool["one_worker_cpu_s"] - pool["in_process_one_thread_cpu_s"]) / pool["in_process_one_thread_cpu_s"])
+    assert pool["one_worker_cpu_s"] > 0 and pool["two_workers_cpu_s"] > 0
+    grid = tiny["details"]["sweep_paper_grid"]
+    assert grid["models_measured"] == ["llama4"] and grid["configurations_measured"] == 5 * 2 * 3
+    assert tiny["sweep_paper_grid_estimated"] is True
+    assert tiny["sweep_paper_grid_seconds"] == pytest.approx(grid["measured_s"] * (24 + 94 + 58 + 60) / 24)
+    for key in ("sweep_parallel_efficiency", "sweep_pool_overhead", "sweep_paper_grid_seconds"):
+        assert key in tiny["met"] and key in tiny["targets"]
+    text = runner.render_table(tiny)
+    assert "sweep pool: 2 workers' rate over 1 worker's" in text and ">= 1.8x" in text and "< 5%" in text

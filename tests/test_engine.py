@@ -392,7 +392,7 @@ def test_counts_and_heatmap_are_shared_only_through_an_explicit_workload():
 
 
 def test_no_mode_beats_the_ceiling():
-    from waferview.sweep.reproduce import ceiling
+    from waferview.sweep.paper import ceiling
 
     trace, _ = _random_engine("base", "off")
     hw = tiny_hardware(3, 3, die_tflops=1.0)
@@ -418,7 +418,7 @@ def test_allo_breaks_ties_between_holders_toward_the_home_die():
 
 
 def test_shape_check_names_each_failed_clause():
-    from waferview.sweep.reproduce import shape_check, variant_rows
+    from waferview.sweep.paper import shape_check, variant_rows
 
     def row(strategy, tput, hops, hop_red, remote=1):
         return {"strategy": strategy, "sweep_mesh": "8x3", "sweep_batch": 4096, "throughput_tokens_per_s": tput,

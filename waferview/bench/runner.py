@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from waferview.bench import suites
+from waferview.bench import suites, sweep_pool
 from waferview.bench.inputs import Workspace
 from waferview.bench.measure import clock, load_average, machine
 from waferview.bench.sizes import ALL_MODELS, PAPER_BATCHES, BenchSizes
@@ -18,15 +18,19 @@ TARGETS = (
     ("ingest_vs_raw_orjson", ">=", 0.7, ">= 0.7x plain orjson.loads"),
     ("cache_bytes_over_json_bytes", "<=", 1 / 20, "<= 1/20 of the JSON bytes (every model)"),
     ("warm_start_s", "<", 2.0, "< 2 s for a warm `waferview summary`"),
+    ("sweep_parallel_efficiency", ">=", 1.8, ">= 1.8x: 2 workers' rate over 1 worker's"),
+    ("sweep_pool_overhead", "<", 0.05, "< 5% of a configuration's time"),
+    ("sweep_paper_grid_seconds", "<", 60.0, "< 60 s for the paper grid (120 runs) on 2 workers"),
 )
 
 FIGURE_KEYS = ("engine_speedup_vs_reference", "engine_layers_per_s", "engine_token_selections_per_s",
                "ingest_vs_raw_orjson", "cache_bytes_over_json_bytes", "sweep_seconds", "sweep_seconds_all_models",
-               "peak_rss_mb", "cold_start_s", "warm_start_s")
+               "peak_rss_mb", "cold_start_s", "warm_start_s", "sweep_parallel_efficiency", "sweep_pool_overhead",
+               "sweep_paper_grid_seconds")
 # companions of the figures (which mode was slowest, which model's sweep, ...)
 COMPANION_KEYS = ("engine_speedup_vs_reference_mode", "ingest_vs_raw_orjson_gc_on",
                   "cache_bytes_over_json_bytes_all_models",
-                  "sweep_seconds_model", "sweep_all_models_estimated")
+                  "sweep_seconds_model", "sweep_all_models_estimated", "sweep_paper_grid_estimated")
 
 
 def _stages(ws: Workspace, sizes: BenchSizes):
@@ -40,6 +44,8 @@ def _stages(ws: Workspace, sizes: BenchSizes):
         ("paper sweep", runs, lambda tick: suites.sweep(ws, sizes, tick)),
         ("ingest", 4, lambda tick: suites.ingest_figures(ws, sizes, tick)),
         ("peak RSS", 1, lambda tick: suites.peak_rss(ws, sizes)),
+        ("sweep pool", 3, lambda tick: sweep_pool.pool_figures(ws, sizes, tick)),
+        ("sweep paper grid", 1, lambda tick: sweep_pool.paper_grid(ws, sizes, tick)),
     ]
 
 
@@ -50,6 +56,8 @@ _STAGE_KEYS = {
     "paper sweep": ("sweep_seconds", "sweep_seconds_all_models"),
     "ingest": ("ingest_vs_raw_orjson", "cache_bytes_over_json_bytes"),
     "peak RSS": ("peak_rss_mb",),
+    "sweep pool": ("sweep_parallel_efficiency", "sweep_pool_overhead"),
+    "sweep paper grid": ("sweep_paper_grid_seconds",),
 }
 
 
@@ -190,6 +198,13 @@ def render_table(r: dict) -> str:
         _fmt(r["peak_rss_mb"], " MiB"), "peak_rss_mb")
     row("cold start `waferview summary`", _fmt(r["cold_start_s"], " s"))
     row("warm start `waferview summary`", _fmt(r["warm_start_s"], " s"), "warm_start_s")
+    row("sweep pool: 2 workers' rate over 1 worker's", _fmt(r.get("sweep_parallel_efficiency"), "x"),
+        "sweep_parallel_efficiency")
+    overhead = r.get("sweep_pool_overhead")
+    row("sweep pool: overhead per configuration", "-" if overhead is None else f"{overhead:.1%}", "sweep_pool_overhead")
+    est = " (estimated)" if r.get("sweep_paper_grid_estimated") else ""
+    row(f"sweep --paper grid on 2 workers, waferview profile{est}", _fmt(r.get("sweep_paper_grid_seconds"), " s"),
+        "sweep_paper_grid_seconds")
     widths = [max(len(x[i]) for x in rows + [("figure", "value", "target", "")]) for i in range(3)]
     head = ("figure", "value", "target", "")
     for cells in [head] + rows:

@@ -40,6 +40,12 @@ class BenchSizes:
     rss_batch: int
     # cold/warm start of `waferview summary` in a subprocess
     start: bool
+    # `waferview sweep`'s local pool: pool_seeds chunks of the five strategies at pool_batch on pool_model;
+    # and the paper grid through the sweep on 2 workers for grid_models (the others estimated)
+    pool_model: str = "qwen3"
+    pool_batch: int = 4096
+    pool_seeds: int = 4
+    grid_models: tuple[str, ...] = ALL_MODELS
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,13 +61,15 @@ QUICK = BenchSizes(
     name="quick", ref_model="deepseek", ref_requests=256, ref_max_decode=3, ref_prefill_median=4.0,
     engine_repeats=3, rate_models=("qwen3", "deepseek"), rate_batches=(4096, 16384), pool_requests=1024, pool_max_decode=None,
     sweep_models=("qwen3",), sweep_batches=PAPER_BATCHES, sweep_meshes=PAPER_MESHES,
-    ingest_requests=8, ingest_repeats=3, rss_model="qwen3", rss_batch=16384, start=True)
+    ingest_requests=8, ingest_repeats=3, rss_model="qwen3", rss_batch=16384, start=True,
+    pool_batch=1024, grid_models=("qwen3",))
 
 # For tests only (seconds, not minutes): the figures are real but meaningless as speed.
 TINY = BenchSizes(
     name="tiny", ref_model="deepseek", ref_requests=3, ref_max_decode=2, ref_prefill_median=2.0,
     engine_repeats=1, rate_models=("qwen3", "deepseek"), rate_batches=(8, 16), pool_requests=8, pool_max_decode=4,
     sweep_models=("llama4",), sweep_batches=(8, 16, 32), sweep_meshes=PAPER_MESHES,
-    ingest_requests=2, ingest_repeats=1, rss_model="qwen3", rss_batch=16, start=False)
+    ingest_requests=2, ingest_repeats=1, rss_model="qwen3", rss_batch=16, start=False,
+    pool_model="llama4", pool_batch=8, grid_models=("llama4",))
 
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}

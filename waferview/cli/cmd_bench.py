@@ -23,6 +23,12 @@ synthetic input (so a noisy machine still gives comparable figures), with the ta
   peak_rss_mb                   a batch-16384 Qwen run in a child process                       < 2 GB
   cold_start_s, warm_start_s    `waferview summary` on the shipped default, fresh numba cache
                                 then reused                                                      warm < 2 s
+  sweep_parallel_efficiency     `waferview sweep`'s local pool: 2 workers' rate over 1 worker's  >= 1.8x
+                                (Qwen, 4 batch seeds x 5 strategies, one chunk per seed)
+  sweep_pool_overhead           the 1-worker pool's CPU seconds over the same chunks run in
+                                the process, minus 1: startup, warm-up, transfer, results        < 5%
+  sweep_paper_grid_seconds      the paper grid (4 models x 2 meshes x 3 batches x 5
+                                strategies) through the sweep on 2 workers                       < 60 s
 The full run takes 5-15 minutes on 2 cores and needs ~9 GB of free disk in the temp folder;
 --quick takes under 3 minutes with smaller synthetic pools (stated in the output)."""
 

@@ -14,6 +14,10 @@ def add_arguments(p):
     add_source_args(p)
     add_json_arg(p)
     p.add_argument("--no-layers", action="store_true", help="leave out the per-layer table (text output only)")
+    p.add_argument("--plot", default=None, metavar="FILE",
+                   help="also draw the layer N -> N+1 and token t -> t+1 co-activation heatmaps of the middle MoE "
+                        "layer (FILE.png|.svg|.pdf, the plotted counts in FILE.csv); needs "
+                        "`pip install 'waferview[plot]'`")
 
 
 def run(args) -> int:
@@ -23,8 +27,29 @@ def run(args) -> int:
     from waferview.analysis.insights_format import format_insights
     from waferview.cli.common import load_source_from_args
 
+    if args.plot is not None:
+        from waferview.sweep.session import check_plot
+
+        check_plot(args.plot)   # before any work
     trace = load_source_from_args(args)
-    result = compute_insights(trace)
+    tables = None
+    if args.plot is not None:
+        from waferview.analysis.insights import layer_counts
+        from waferview.errors import InputError
+        from waferview.trace.passes import RecordedPasses
+
+        if isinstance(trace, RecordedPasses):
+            raise InputError(f"{trace.source}: --plot draws per-request routing (token t -> t+1); a capture of "
+                             "recorded batches has no requests to follow")
+        tables = layer_counts(trace)
+    result = compute_insights(trace, tables)
+    if args.plot is not None:
+        import sys
+
+        from waferview.analysis.insights_plot import plot_insights
+
+        for path in plot_insights(trace, tables, args.plot):
+            print(f"waferview insights: wrote {path}", file=sys.stderr)
     if args.json:
         from waferview.report.provenance import provenance_from_args
 

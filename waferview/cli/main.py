@@ -18,6 +18,7 @@ COMMANDS = {
     "summary": ("cmd_summary", "headless run of one mode: a table, or one JSON object"),
     "compare": ("cmd_compare", "the paper's five strategies (or --modes) on the same batch"),
     "explain": ("cmd_explain", "where the study's speedups come from: its timing rules switched on one by one"),
+    "sweep": ("cmd_sweep", "a grid of runs (the paper's, or any axes) on every core or a Ray cluster"),
     "insights": ("cmd_insights", "trace statistics behind the paper's insights"),
     "fetch": ("cmd_fetch", "download traces from the Hugging Face Hub"),
     "synth": ("cmd_synth", "synthetic traces in the dataset's exact format, or straight to a cache"),
