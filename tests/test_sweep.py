@@ -63,8 +63,6 @@ def _json_rows(capsys, *argv):
 def test_bad_input_is_one_line_and_exit_2_before_any_work(capsys, argv, message):
     from waferview.sweep.traces import sweep_dir
 
-    if argv[0] == "--ray" and not _have("ray"):
-        pytest.skip("ray is not installed")
     code, out, err = _sweep(capsys, *TINY, *argv)
     assert code == 2
     assert out == ""
@@ -72,11 +70,11 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(capsys, argv, message)
     assert not sweep_dir().exists(), "nothing may be read, generated or cached before the grid is checked"
 
 
-def test_profiles_axis_waits_for_summary_to_have_the_option(capsys):
-    if "profile" in grid.axis_options():
-        pytest.skip("summary has --profile now")
-    code, _, err = _sweep(capsys, *TINY, "--profiles", "paper")
-    assert code == 2 and "this version of summary has no --profile option" in err
+def test_profiles_and_link_models_are_axes_checked_by_summarys_own_choices(capsys):
+    code, _, err = _sweep(capsys, *TINY, "--profiles", "study")
+    assert code == 2 and "argument --profile: invalid choice: 'study'" in err
+    code, _, err = _sweep(capsys, *TINY, "--links", "fluid,packet")
+    assert code == 2 and "packet" in err and len(err.strip().splitlines()) == 1
 
 
 def test_more_than_100000_configurations_need_yes(capsys):
@@ -172,10 +170,10 @@ def test_a_failed_configuration_is_a_row_and_the_sweep_goes_on(capsys, monkeypat
 
     real = runner.simulate_config
 
-    def flaky(trace, ns):
+    def flaky(trace, ns, workload=None):
         if ns.mesh == "3x1" and ns.predictor == "heatmap":
             raise RuntimeError("the wafer caught fire\nsecond line never shown")
-        return real(trace, ns)
+        return real(trace, ns, workload)
 
     monkeypatch.setattr(runner, "simulate_config", flaky)
     code, out, err = _sweep(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--workers", "0", "--json")
@@ -249,8 +247,7 @@ def _free_port() -> int:
 
 
 def test_a_real_local_ray_instance_gives_the_rows_of_the_pool(tmp_path, capsys):
-    if not _have("ray"):
-        pytest.skip("ray is not installed")
+    assert _have("ray"), "the test extra installs ray: make install"
     ray_bin = Path(sys.executable).parent / "ray"
     port = _free_port()
     import tempfile
@@ -311,7 +308,6 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_plot_draws_fig12_and_its_hops_with_the_plotted_numbers_beside(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
     from waferview.sweep.figures import image_size
 
     out = _json_rows(capsys, *TINY, "--models", "llama4,deepseek", "--strategies", "paper", "--batches", "5,6",
@@ -332,7 +328,6 @@ def test_plot_draws_fig12_and_its_hops_with_the_plotted_numbers_beside(capsys, t
 
 
 def test_insights_plot_draws_both_heatmaps_and_writes_their_counts(capsys, tmp_path):
-    pytest.importorskip("matplotlib")
     from waferview.analysis.insights import layer_counts
     from waferview.analysis.insights_plot import DPI, SIZE_IN, panels
     from waferview.trace.source import load_source
@@ -437,28 +432,41 @@ def test_a_json_dataset_source_gives_summarys_rows_on_the_first_read_and_from_it
     assert first["rows"][0]["sweep_source"] == str(tmp_path / "ds") and summary["requests"] == 6
 
 
-def test_an_option_summary_gains_later_is_an_axis_with_no_change_to_the_sweep(capsys, monkeypatch):
-    from waferview.cli import cmd_summary
+def test_profile_link_model_and_step_limit_axes_give_summarys_rows(capsys):
+    out = _json_rows(capsys, *TINY, "--meshes", "2x2", "--strategies", "Base,Allo+Pred", "--profiles",
+                     "waferview,paper", "--links", "fluid,circuit", "--max-steps", "2,3", "--workers", "0")
+    rows = out["rows"]
+    assert len(rows) == 2 * 2 * 2 * 2 and all(r["status"] == "ok" for r in rows)
+    assert {(r["sweep_profile"], r["sweep_links"], r["sweep_max_steps"]) for r in rows} == {
+        (p, l, m) for p in ("waferview", "paper") for l in ("fluid", "circuit") for m in (2, 3)}
+    for r in rows:                               # the row names what ran, as summary does
+        assert (r["profile"], r["links"]) == (r["sweep_profile"], r["sweep_links"])
+    row = next(r for r in rows if (r["sweep_profile"], r["sweep_links"], r["sweep_max_steps"], r["strategy"])
+               == ("paper", "circuit", 3, "Allo+Pred"))
+    assert main(["summary", "--model", "llama4", "--batch", "6", "--mesh", "2x2", "--profile", "paper", "--links",
+                 "circuit", "--max-steps", "3", "--placement", "allo", "--predictor", "heatmap", "--json"]) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    summary.pop("provenance")
+    assert {k: row[k] for k in summary} == summary
+    by = {(r["sweep_profile"], r["sweep_links"], r["sweep_max_steps"], r["strategy"]): r for r in rows}
+    for p in ("waferview", "paper"):
+        for st in ("Base", "Allo+Pred"):            # one more step: more layers simulated
+            assert by[p, "fluid", 3, st]["layers_simulated"] > by[p, "fluid", 2, st]["layers_simulated"]
 
-    if "profile" in grid.axis_options():
-        pytest.skip("summary has --profile now: the other tests cover it")
-    real = cmd_summary.add_arguments
 
-    def with_profile(p):
-        real(p)
-        p.add_argument("--profile", default="waferview", choices=("waferview", "paper"), help="timing discipline")
-        p.add_argument("--max-steps", type=int, default=None, help="iterations including the prefill")
+def test_configurations_drawing_the_same_batch_share_one_workload(capsys, monkeypatch):
+    from waferview.sim import workload as workload_module
 
-    monkeypatch.setattr(cmd_summary, "add_arguments", with_profile)
-    for cached in (grid.summary_parser, grid.source_dests):
-        cached.cache_clear()
-    try:
-        out = _json_rows(capsys, *TINY, "--meshes", "2x2", "--strategies", "Base", "--profiles", "waferview,paper",
-                         "--max-steps", "5,9", "--workers", "0")
-        assert [(r["sweep_max_steps"], r["sweep_profile"]) for r in out["rows"]] == [
-            (5, "waferview"), (5, "paper"), (9, "waferview"), (9, "paper")]
-        code, _, err = _sweep(capsys, *TINY, "--profiles", "study")
-        assert code == 2 and "argument --profile: invalid choice: 'study'" in err
-    finally:
-        for cached in (grid.summary_parser, grid.source_dests):
-            cached.cache_clear()
+    drawn = []
+    real = workload_module.Workload.__init__
+
+    def counting(self, trace, batch=None, seed=0, *args, **kwargs):
+        drawn.append((batch, seed) + args)
+        real(self, trace, batch, seed, *args, **kwargs)
+
+    monkeypatch.setattr(workload_module.Workload, "__init__", counting)
+    out = _json_rows(capsys, *TINY, "--strategies", "paper", "--profiles", "waferview,paper", "--workers", "0",
+                     "--fresh")
+    assert len(out["rows"]) == 2 * 5 * 2 and all(r["status"] == "ok" for r in out["rows"])
+    # one drawing per profile's batch options (the wafer is not part of it): 2, not one per row
+    assert sorted(d[3:] for d in drawn) == [("seeded", None, "position"), ("study", 128, "study")], drawn

@@ -18,12 +18,12 @@ def add_arguments(p):
     p.epilog = HELP_EPILOG
 
 
-def simulate(trace, args, placement=None, predictor=None) -> dict:
-    """Trace facts + the summary fields of one run to the end."""
+def simulate(trace, args, placement=None, predictor=None, workload=None) -> dict:
+    """Trace facts + the summary fields of one run to the end (workload: a batch drawing to share)."""
     from waferview.cli.common import engine_from_args, run_with_progress
     from waferview.report.summary import summary_fields
 
-    engine = engine_from_args(args, trace, placement=placement, predictor=predictor)
+    engine = engine_from_args(args, trace, placement=placement, predictor=predictor, workload=workload)
     return summary_fields(trace, run_with_progress(engine, f"simulating {engine.placement}/{engine.predictor}"))
 
 

@@ -112,6 +112,7 @@ def add_profile_args(p: argparse.ArgumentParser, *, links_list: bool = False) ->
                         "study's heatmap rule, 50GiB copy regions of slices, the study's batch order and prefill "
                         "rule, 128 steps); an option given explicitly overrides the profile")
     g.add_argument("--links", default=None, metavar="MODEL" + (",..." if links_list else ""),
+                   choices=None if links_list else LINK_MODELS,
                    help=f"link model: {', '.join(LINK_MODELS)} (fluid: full-duplex bandwidth bound per link; "
                         "circuit: the study's discipline)" + ("; a comma-separated list runs every strategy under "
                                                              "each" if links_list else ""))
@@ -246,8 +247,9 @@ def links_from_args(args) -> str:
     return resolved_settings(args).get("links") or DEFAULT_LINKS
 
 
-def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None):
-    """An Engine for `trace` from the parsed simulation options (modes may be overridden)."""
+def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None, workload=None):
+    """An Engine for `trace` from the parsed simulation options (modes may be overridden; workload: a batch
+    drawing shared with other engines, drawn with the same batch options)."""
     import inspect
 
     from waferview.sim.engine import Engine
@@ -259,7 +261,7 @@ def engine_from_args(args, trace, *, placement: str | None = None, predictor: st
         return Engine(trace, hw, batch=args.batch, seed=args.seed,
                       placement=placement or getattr(args, "placement", "allo"),
                       predictor=predictor or getattr(args, "predictor", "heatmap"), links=links_from_args(args),
-                      options=policy_options_from_args(args), progress=report)
+                      options=policy_options_from_args(args), workload=workload, progress=report)
     finally:
         report.close()
 

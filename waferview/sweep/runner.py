@@ -1,10 +1,9 @@
 """Running configurations: the code every backend (in-process, local pool, Ray) runs on one trace.
 
 run_chunk(trace, configs) is the ONE place where configurations of a chunk (same trace, batch and seed)
-share work. Today engines on the same trace object and batch share the batch's counts and heatmap through
-the memo in waferview.sim.batch, so running them one after another on one trace object is all the
-sharing there is; when that sharing becomes an explicit object built once per (trace, batch, seed), this
-function builds it (one per distinct (batch, seed) of its configurations) and hands it to simulate_config().
+share work: it builds one waferview.sim.workload.Workload (the batch, its counts per step and layer, its
+heatmaps) per distinct batch drawing (batch, seed, and the profile's batch order, step limit and prefill
+rule) and hands it to every engine of that drawing, and to the ceiling.
 
 A configuration becomes the Namespace `waferview summary` would build (grid.namespace) and its fields are
 exactly `summary --json`'s (cli.cmd_summary.simulate), plus `ceiling_tokens_per_s`.
@@ -20,24 +19,27 @@ from waferview.errors import InputError
 from waferview.sweep.grid import namespace
 
 
-def simulate_config(trace, ns) -> dict:
+def simulate_config(trace, ns, workload=None) -> dict:
     """The `summary --json` fields of one configuration: the one place a sweep makes an engine, through
     summary's own simulate() (cli.common.engine_from_args), so the fields are summary's."""
     from waferview.cli.cmd_summary import simulate
 
-    return simulate(trace, ns)
+    return simulate(trace, ns, workload=workload)
 
 
-def ceiling(trace, hardware, batch: int | None, seed: int = 0, bytes_per_param: float = 2.0) -> float:
+def ceiling(trace, hardware, batch: int | None, seed: int = 0, bytes_per_param: float = 2.0,
+            workload=None) -> float:
     """Decode tokens/s no placement can beat in this model: per decode layer, perfect balance, every active
     expert read once from a local HBM, no links: max(weights / (D x HBM rate), compute / (D x compute rate))
-    + the HBM latency."""
-    from waferview.sim.batch import batch_counts, select_batch
+    + the HBM latency. workload: the batch drawn (default: waferview's seeded drawing of batch, seed)."""
+    from waferview.sim.workload import Workload
     from waferview.wafer.homes import expert_bytes
 
     m = trace.model
-    b = select_batch(trace, batch, seed)
-    counts = batch_counts(trace, b)[1:]
+    if workload is None:
+        workload = Workload(trace, batch, seed)
+    b = workload.batch
+    counts = workload.counts[1:]
     active = (counts > 0).sum(axis=2)
     selections = counts.sum(axis=2)
     D = hardware.num_dies
@@ -56,23 +58,42 @@ def one_line(e: BaseException) -> str:
     return f"{e.__class__.__name__}: {text}" if text else e.__class__.__name__
 
 
-def run_config(trace, options: dict) -> dict:
-    """{"fields": ...} for one configuration, or {"error": one line}."""
+# A chunk's drawings differ only in the profile's batch options (order, step limit, prefill rule): a few.
+MAX_HELD_WORKLOADS = 4
+
+
+def run_config(trace, options: dict, workloads: dict | None = None) -> dict:
+    """{"fields": ...} for one configuration, or {"error": one line}. workloads: the chunk's batch drawings
+    by key, reused and added to."""
+    from waferview.cli.common import policy_options_from_args
+    from waferview.sim.workload import Workload
     from waferview.wafer.hardware import load_hardware
 
     try:
         ns = namespace(options)
-        fields = simulate_config(trace, ns)
-        fields["ceiling_tokens_per_s"] = ceiling(trace, load_hardware(ns.mesh), ns.batch, ns.seed, ns.bytes_per_param)
+        opt = policy_options_from_args(ns)
+        key = (ns.batch, ns.seed, opt.batch_order, opt.max_steps, opt.prefill_rule)
+        workloads = {} if workloads is None else workloads
+        if key not in workloads:
+            while len(workloads) >= MAX_HELD_WORKLOADS:      # the oldest drawing goes (dicts keep order)
+                workloads.pop(next(iter(workloads)))
+            workloads[key] = Workload.for_options(trace, ns.batch, ns.seed, opt)
+        workload = workloads[key]
+        fields = simulate_config(trace, ns, workload)
+        # the same batch the row ran, and its bytes per parameter
+        fields["ceiling_tokens_per_s"] = ceiling(trace, load_hardware(ns.mesh), ns.batch, ns.seed,
+                                                 fields["bytes_per_param"], workload)
         return {"fields": fields}
     except Exception as e:  # a failed configuration is a row, the sweep goes on
         return {"error": one_line(e)}
 
 
 def run_chunk(trace, configs: list[tuple[int, dict]]) -> Iterator[tuple[int, dict]]:
-    """(index, result) for each (index, options) of a chunk, in order, as each one finishes."""
+    """(index, result) for each (index, options) of a chunk, in order, as each one finishes; configurations
+    that draw the same batch share its Workload."""
+    workloads: dict = {}
     for index, options in configs:
-        yield index, run_config(trace, options)
+        yield index, run_config(trace, options, workloads)
 
 
 # ---- numba warm-up, once per worker ---------------------------------------------------------
