@@ -95,7 +95,7 @@ class StudyHeatmapState(NamedTuple):
 @register_predictor(StudyHeatmapState)
 @njit(nogil=True, cache=True)
 def predict_as_the_study(state, ctx, step, layer, task_e, task_d, task_src):
-    if step < ctx.prefill_steps:   # the study predicts in decode only
+    if ctx.step_prefill[step]:   # the study predicts in decode only
         return np.zeros(task_e.shape[0], dtype=np.bool_), np.zeros(0, dtype=np.bool_), PRED_NONE
     want, predicted = study_wanted(state.bits[step, layer], task_e, task_d, ctx.mesh.num_dies)
     return want, predicted, PRED_GIVEN if step + 1 < ctx.counts.shape[0] else PRED_NONE

@@ -92,7 +92,7 @@ class Engine:
         copies = self.store.copies.view()
         copies.setflags(write=False)
         kernel = KernelContext(mesh.tables(opt.route_order), self.rates, self.home, self.counts,
-                               self.workload.tokens_per_step, self.workload.prefill_steps, opt.read_from == "nearest")
+                               self.workload.tokens_per_step, self.workload.step_prefill, opt.read_from == "nearest")
         self.context = ModeContext(mesh, hw, self.home, copies, self.rates, opt, top_n_for(opt, m.num_experts),
                                    self.workload.seed, self.workload, kernel)
         self._bound: dict[tuple[str, str], object] = {}   # bound modes by (kind, name), kept for the run

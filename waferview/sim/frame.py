@@ -84,7 +84,7 @@ def frame_from_layer(engine, step: int, layer: int, tasks) -> Frame:
         label = ""
     return Frame(
         seq=engine.position, total=engine.total, step=step, layer_index=layer,
-        layer_id=engine.model.moe_layer_ids[layer], phase="prefill" if step == 0 else "decode",
+        layer_id=engine.model.moe_layer_ids[layer], phase="prefill" if engine.workload.step_prefill[step] else "decode",
         placement=engine.placement, predictor=engine.predictor, token_selections=int(s["selections"]),
         die_busy_ns=buf.die_busy.copy(), die_tokens=buf.die_tokens.copy(),
         die_copies=engine.store.copies_of_layer(layer), link_bytes=buf.link_bytes.copy(),

@@ -53,7 +53,7 @@ def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, tot
         layer_costs(links, ctx, step, layer, position, LayerTasks(task_e, task_d, task_tok, task_src, want, copied),
                     store, buffers)
         next_counts = ctx.counts[step + 1 if step + 1 < steps else step, layer]
-        add_layer(totals, buffers, step < ctx.prefill_steps, ctx.step_tokens[step], task_e, copied, pred_mode,
+        add_layer(totals, buffers, ctx.step_prefill[step], ctx.step_tokens[step], task_e, copied, pred_mode,
                   predicted, next_counts)
     return task_e, task_d, task_tok, task_src, copied
 

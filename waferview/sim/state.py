@@ -43,8 +43,9 @@ class KernelContext(NamedTuple):
     home: np.ndarray           # (E,) int64: each expert's home die
     counts: np.ndarray         # (steps, L, E) int64, read-only: token selections per (step, layer, expert)
     step_tokens: np.ndarray    # (steps,) int64: tokens of each step (prefill rows at step 0)
-    prefill_steps: int         # leading steps that are prefill: 1 (the study: 0 when its last request has a
-                               # one-row prompt, see sim.workload)
+    step_prefill: np.ndarray   # (steps,) bool, read-only: the step is a prefill (timed apart, not decode): step 0
+                               # of a batch (the study: none when its last request has a one-row prompt, see
+                               # sim.workload); a recorded batch's prefill/extend passes
     read_nearest: bool         # a remote read comes from the nearest holder (waferview), else from the home die
 
 

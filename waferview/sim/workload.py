@@ -45,6 +45,8 @@ class Workload:
         last = self.batch.last_request
         one_row = int(trace.prefill_offsets[last + 1] - trace.prefill_offsets[last]) <= 1
         self.prefill_steps = 0 if prefill_rule == "study" and one_row else 1
+        self.step_prefill = np.arange(self.steps) < self.prefill_steps
+        self.step_prefill.setflags(write=False)
         self._heat: dict[tuple[str, int], np.ndarray] = {}
         self._first_seen = None
         self._lock = threading.Lock()
