@@ -258,17 +258,6 @@ def test_recorder_bad_dumps(tmp_path):
 
 # ---- what recorded passes may and may not do -----------------------------------------------------
 
-def test_simulation_commands_refuse_recorded_batches_in_one_line(tmp_path, capsys):
-    model, desc = tiny_model(tmp_path)
-    folder = megatron_dir(tmp_path, model, [[(0, routing(model, 4, 1))]])
-    for command in ("summary", "compare", "replay"):
-        code, out, err = run_cli([command, folder, "--model", desc], capsys)
-        assert code == 2 and out == ""
-        assert err == (f"waferview {command}: {folder}: recorded batches (1 forward passes, per-token expert ids): "
-                       "recorded-batch replay is not wired into summary, compare and replay yet (waferview insights "
-                       "reads them)\n")
-
-
 def test_insights_on_passes_match_the_same_tokens_and_refuse_next_token(tmp_path, capsys):
     model, desc = tiny_model(tmp_path)
     steps = [(0, routing(model, 90, 1)), (1, routing(model, 4, 2)), (2, routing(model, 4, 3))]

@@ -68,16 +68,25 @@ def run(args) -> int:
     links = [name.strip() for name in links_from_args(args).split(",") if name.strip()]
     for name in links:
         get_link_model(name)   # unknown names: one line, before any work
+    left_out: list = []
     rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options, links=links,
-                   run=lambda engine: run_with_progress(
+                   left_out=left_out, run=lambda engine: run_with_progress(
                        engine, f"simulating {engine.placement}/{engine.predictor} ({engine.links} links)"))
+    if left_out:
+        from waferview.trace.store import notice
+
+        for item in left_out:
+            notice(f"{item['strategy']} left out: {item['reason']}")
     if args.json:
         from waferview.report.provenance import provenance_from_args, run_options_from_args
 
         options = run_options_from_args(args, strategies=[f"{p}/{q}" for _, p, q in strategies])
         prov = provenance_from_args(args, model=trace.model, hardware=hardware, synthetic=trace.synthetic,
                                     run_options=options)
-        print(orjson.dumps({"rows": rows, "provenance": prov}).decode())
+        out = {"rows": rows, "provenance": prov}
+        if left_out:
+            out["left_out"] = left_out
+        print(orjson.dumps(out).decode())
     else:
         r0 = rows[0]
         title = (f"waferview compare: {trace.source}  model {trace.model.key}  mesh {r0['mesh']}  "

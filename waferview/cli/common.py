@@ -275,18 +275,9 @@ def load_source_from_args(args):
 
 
 def load_trace_from_args(args):
-    """The per-request trace the simulation commands replay."""
-    from waferview.trace.passes import RecordedPasses
-
-    trace = load_source_from_args(args)
-    if isinstance(trace, RecordedPasses):
-        # TODO(lead): replay recorded batches (one step per recorded pass) and drop this refusal.
-        kind = "per-expert counts" if trace.count_only else "per-token expert ids"
-        from waferview.errors import InputError
-
-        raise InputError(f"{trace.source}: recorded batches ({trace.passes} forward passes, {kind}): recorded-batch "
-                         "replay is not wired into summary, compare and replay yet (waferview insights reads them)")
-    return trace
+    """What the simulation commands replay: a per-request trace (TraceArrays) or recorded batches
+    (RecordedPasses: one step per recorded forward pass, sim.recorded)."""
+    return load_source_from_args(args)
 
 
 def setup_progress():

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import time
 
+from waferview.errors import InputError
 from waferview.links import DEFAULT_LINKS
 from waferview.policies import PAPER_STRATEGIES
 from waferview.policies.base import PolicyOptions
 from waferview.report.summary import summary_fields
 from waferview.sim.engine import Engine
-from waferview.sim.workload import Workload
+from waferview.sim.recorded import workload_for
 
 PAPER_MESHES = ("5x5", "8x3")
 PAPER_BATCHES = (4096, 8192, 16384)
@@ -30,23 +31,36 @@ def strategy_name(placement: str, predictor: str) -> str:
 
 
 def compare(trace, hardware, strategies=PAPER_STRATEGIES, *, batch=None, seed=0, options=None,
-            run=None, links=(DEFAULT_LINKS,)) -> list[dict]:
+            run=None, links=(DEFAULT_LINKS,), left_out: list | None = None) -> list[dict]:
     """Rows of trace facts + summary fields + strategy, speedup_vs_base, hop_reduction_vs_base, for every
     strategy under every link model in `links` (speedups against Base under the same link model).
-    `run(engine)` runs one engine to the end and returns its summary (default engine.run)."""
+    `run(engine)` runs one engine to the end and returns its summary (default engine.run).
+    On a source with counts only, a strategy that needs token order (the heatmap) is left out, not run:
+    {"strategy", "reason"} is appended to `left_out` (Base itself must run)."""
     run = run or (lambda engine: engine.run())
     options = options or PolicyOptions()
-    workload = Workload.for_options(trace, batch, seed, options)
+    workload = workload_for(trace, batch, seed, options)
     rows = []
+    counts_only = getattr(trace, "count_only", False)
     for link_model in links:
         results = {}
-        for _, p, q in (("Base", "base", "off"),) + tuple(strategies):
-            if (p, q) not in results:
+        for name, p, q in (("Base", "base", "off"),) + tuple(strategies):
+            if (p, q) in results:
+                continue
+            try:
                 engine = Engine(trace, hardware, placement=p, predictor=q, links=link_model, options=options,
                                 workload=workload)
                 results[(p, q)] = summary_fields(trace, run(engine))
+            except InputError as e:
+                if not counts_only or (p, q) == ("base", "off"):
+                    raise
+                results[(p, q)] = None
+                if left_out is not None and all(x["strategy"] != name for x in left_out):
+                    left_out.append({"strategy": name, "reason": str(e)})
         base = results[("base", "off")]
         for name, p, q in strategies:
+            if results[(p, q)] is None:
+                continue
             row = {"strategy": name, **results[(p, q)]}
             bt, t = base["throughput_tokens_per_s"], row["throughput_tokens_per_s"]
             row["speedup_vs_base"] = t / bt if (bt and t is not None) else None

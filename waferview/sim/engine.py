@@ -38,6 +38,7 @@ from waferview.sim.kernel_cache import check_once
 from waferview.sim.loop import loop_for
 from waferview.sim.state import KernelContext, layer_buffers, rates_for
 from waferview.sim.totals import bottlenecks, run_totals, totals_dict
+from waferview.sim.recorded import workload_for
 from waferview.sim.workload import Workload
 from waferview.wafer.homes import capacity, home_dies
 from waferview.wafer.mesh import Mesh
@@ -77,7 +78,7 @@ class Engine:
                  "links": _GET["links"](links)}   # unknown names fail before any work
         if workload is not None and not workload.matches(opt):
             raise ValueError("the workload was drawn with other batch options than these PolicyOptions")
-        self.workload = workload if workload is not None else Workload.for_options(trace, batch, seed, opt, progress)
+        self.workload = workload if workload is not None else workload_for(trace, batch, seed, opt, progress)
         self.batch = self.workload.batch
         self.counts = self.workload.counts
         self.mesh = mesh = Mesh(hw.width, hw.height)
@@ -219,7 +220,7 @@ class Engine:
         return {
             "mesh": self.hardware.name,
             "dies": D,
-            "batch": self.batch.size,
+            "batch": self.workload.reported_batch,
             "batch_note": self.batch_note,
             "seed": self.workload.seed,
             "placement": self.placement,
@@ -256,7 +257,8 @@ class Engine:
             "fits_in_hbm": self.fits_in_hbm,
             "hbm_note": self.hbm_note,
             **self._choices(),
-            "paper_throughput": self.batch.size * PAPER_STEPS / decode_s if decode_s > 0 else None,
+            "paper_throughput": (self.workload.paper_batch * PAPER_STEPS / decode_s
+                                 if decode_s > 0 and self.workload.paper_batch is not None else None),
             "paper_usage": t["busy_sum"] / t["span_capacity"] if t["span_capacity"] > 0 else None,
             "paper_die_max_over_min": t["span_max_over_min"] / t["span_layers"] if t["span_layers"] else None,
             "paper_die_max_over_avg": t["span_max_over_mean"] / t["span_layers"] if t["span_layers"] else None,
@@ -273,5 +275,6 @@ class Engine:
                 "heatmap_rule": opt.heatmap_rule,
                 "copy_region": "slots" if region is None else ("unbounded" if region == "unbounded" else
                                                                f"{region / 2 ** 30:g}GiB"),
-                "batch_order": opt.batch_order, "prefill_rule": opt.prefill_rule, "max_steps": opt.max_steps,
+                "batch_order": self.workload.order, "prefill_rule": self.workload.prefill_rule,
+                "max_steps": opt.max_steps,
                 "circuit_rules_off": list(opt.circuit_rules.off)}

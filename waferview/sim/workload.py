@@ -10,6 +10,10 @@ heatmaps are then computed once. Nothing is shared behind the caller's back.
                           request has a one-row prompt (the study's simulator then calls step 0 a decode step)
     w.heat_bits(top_n, progress=None, rule="waferview")   the heatmap top-n bit masks, kept per (rule, top_n)
     w.first_seen()        (steps, L, E) order of first appearance of each expert (the study's Base)
+    w.step_prefill        (steps,) bool: the step is a prefill (timed apart from decode)
+
+sim.recorded.RecordedWorkload is the same interface for recorded batches; sim.recorded.workload_for(trace,
+batch, seed, options) picks the one a source needs.
 """
 
 from __future__ import annotations
@@ -63,6 +67,16 @@ class Workload:
     @property
     def note(self) -> str | None:
         return self.batch.note
+
+    @property
+    def reported_batch(self) -> int:
+        """What the summary's `batch` says (a recorded batch says "as recorded": sim.recorded)."""
+        return self.batch.size
+
+    @property
+    def paper_batch(self) -> int:
+        """The batch the study's paper_throughput multiplies by its 128 steps."""
+        return self.batch.size
 
     def heat_bits(self, top_n: int, progress=None, rule: str = "waferview") -> np.ndarray:
         with self._lock:

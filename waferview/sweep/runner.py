@@ -39,7 +39,7 @@ def ceiling(trace, hardware, batch: int | None, seed: int = 0, bytes_per_param: 
     if workload is None:
         workload = Workload(trace, batch, seed)
     b = workload.batch
-    counts = workload.counts[1:]
+    counts = workload.counts[~workload.step_prefill]      # the decode steps
     active = (counts > 0).sum(axis=2)
     selections = counts.sum(axis=2)
     D = hardware.num_dies
@@ -66,7 +66,7 @@ def run_config(trace, options: dict, workloads: dict | None = None) -> dict:
     """{"fields": ...} for one configuration, or {"error": one line}. workloads: the chunk's batch drawings
     by key, reused and added to."""
     from waferview.cli.common import policy_options_from_args
-    from waferview.sim.workload import Workload
+    from waferview.sim.recorded import workload_for
     from waferview.wafer.hardware import load_hardware
 
     try:
@@ -77,7 +77,7 @@ def run_config(trace, options: dict, workloads: dict | None = None) -> dict:
         if key not in workloads:
             while len(workloads) >= MAX_HELD_WORKLOADS:      # the oldest drawing goes (dicts keep order)
                 workloads.pop(next(iter(workloads)))
-            workloads[key] = Workload.for_options(trace, ns.batch, ns.seed, opt)
+            workloads[key] = workload_for(trace, ns.batch, ns.seed, opt)
         workload = workloads[key]
         fields = simulate_config(trace, ns, workload)
         # the same batch the row ran, and its bytes per parameter

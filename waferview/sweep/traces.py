@@ -226,6 +226,10 @@ def load_traces(sources: list[str], models: list[str | None], *, synth: bool, sy
     out = []
     for source, model, column in items:
         trace = load_trace_from_args(namespace({"source": source, "model": model, **read_options}))
+        if not hasattr(trace, "requests"):      # trace.passes.RecordedPasses: batch-major or count-only
+            raise InputError(f"{trace.source}: recorded batches ({trace.passes:,} forward passes): a sweep draws "
+                             "batches of requests from per-request traces; run summary or compare on it "
+                             "(--max-steps, --mesh and the modes apply)")
         backing = _backing_file(trace, source)
         digest = fingerprint(trace, backing)
         path = _ensure_file(trace, digest, backing)

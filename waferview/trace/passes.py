@@ -47,6 +47,8 @@ class RecordedPasses:
     notes: tuple[str, ...] = ()     # what the source cannot give
     count_only: bool = False
 
+    synthetic = False               # recorded by a serving engine
+
     @property
     def passes(self) -> int:
         return len(self.tokens)

@@ -61,7 +61,8 @@ class WaferviewApp(App):
         self._notice = ("", 0.0)
         self._quitting = False
         self.engine_thread: threading.Thread | None = None
-        self.placements, self.predictors = PLACEMENTS, PREDICTORS     # registry order = cycle order
+        # registry order = cycle order; a count-only source has no heatmap to cycle to
+        self.placements, self.predictors = PLACEMENTS, setup.predictors or PREDICTORS
         self.link_models = LINK_MODELS
 
     @property
@@ -304,6 +305,8 @@ class WaferviewApp(App):
             screen.add_class("-compare")
             screen.grids["b"].show(None)
             modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
+            if modes[1] not in self.predictors:         # count-only: the paper's best without its heatmap
+                modes = (modes[0], "off")
             links = self.driver.wanted_mode("links")
             screen.titles["b"].update(f"B {modes_label(*modes, links)} (starting)")
             self.driver.open_compare(*modes, links)
@@ -400,6 +403,8 @@ def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placem
     if engine_factory is None:
         from waferview.sim.engine import Engine as engine_factory
     setup = app_setup(trace, hardware, batch=batch, seed=seed, options=options, links=links)
+    if setup.predictors and predictor not in setup.predictors:
+        predictor = "off"            # count-only: no token order for the heatmap (the `r` key skips it too)
     make_engine = engine_maker(engine_factory, trace, hardware, batch=batch, seed=seed, options=options, links=links)
     summarize = summarize or (lambda engine: setup.summary_of(engine.summary()))
     driver = ReplayDriver(make_engine, summarize, placement=placement, predictor=predictor, paused=paused,

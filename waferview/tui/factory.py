@@ -32,6 +32,7 @@ class AppSetup:
     layers: int                      # MoE layers
     total: int                       # (step, layer) positions of the run
     summary_of: Callable[[dict], dict]   # engine totals so far -> the summary fields (trace facts first)
+    predictors: tuple[str, ...] = ()  # what `r` cycles through (count-only sources: no heatmap)
 
 
 def hbm_warnings(model, hardware, cap) -> tuple[str, ...]:
@@ -48,22 +49,22 @@ def hbm_warnings(model, hardware, cap) -> tuple[str, ...]:
 
 def app_setup(trace, hardware, *, batch: int | None, seed: int, options, links: str | None = None) -> AppSetup:
     from waferview.links import DEFAULT_LINKS
-    from waferview.sim.batch import select_batch
+    from waferview.policies import PREDICTORS
+    from waferview.sim.recorded import available_predictors, preview_batch
 
     m = trace.model
-    chosen = select_batch(trace, batch, seed, getattr(options, "batch_order", "seeded"),
-                          getattr(options, "max_steps", None))          # InputError for a bad --batch or --seed
+    size, reused, steps = preview_batch(trace, batch, seed, options)     # InputError for a bad --batch or --seed
     mesh = Mesh(hardware.width, hardware.height)
     home = home_dies(m.num_experts, mesh.num_dies)
     cap = capacity(m, hardware, home, float(getattr(options, "bytes_per_param", 2.0)))
     raw = trace.source or ""
     synthetic = bool(getattr(trace, "synthetic", False)) or raw.endswith(" (synthetic)")
     source = Path(raw.removesuffix(" (synthetic)")).name if raw else "in-memory trace"
-    facts = HeaderFacts(m.key, f"{hardware.width}x{hardware.height}", chosen.size, chosen.note is not None,
-                        source, synthetic, getattr(options, "profile", "waferview"), links or DEFAULT_LINKS)
+    facts = HeaderFacts(m.key, f"{hardware.width}x{hardware.height}", size, reused, source, synthetic, getattr(options, "profile", "waferview"), links or DEFAULT_LINKS)
     link_rate = float(hardware.link_bytes_per_ns) * float(getattr(hardware, "link_efficiency", 1.0))
     return AppSetup(facts, hbm_warnings(m, hardware, cap), mesh, home, cap.expert_bytes, link_rate,
-                    m.moe_layers, chosen.steps * m.moe_layers, lambda totals: summary_fields(trace, totals))
+                    m.moe_layers, steps * m.moe_layers, lambda totals: summary_fields(trace, totals),
+                    available_predictors(trace, PREDICTORS))
 
 
 def engine_maker(engine_factory, trace, hardware, *, batch, seed, options, links: str | None = None) -> Callable:

@@ -90,7 +90,7 @@ def middle_cut(text: str, width: int) -> str:
     return text[: width - 1 - tail] + "…" + text[-tail:]
 
 
-def header_variants(model: str, mesh: str, batch: int, reused: bool, source: str, synthetic: bool,
+def header_variants(model: str, mesh: str, batch: int | str, reused: bool, source: str, synthetic: bool,
                     width: int, profile: str = "", links: str = "") -> list[str]:
     """The header's facts, most complete first. Abbreviations come in this order: the app name, "profile P,
     L links" to "P/L", the source file name, the batch figure, the separators; 'requests reused',
@@ -100,7 +100,10 @@ def header_variants(model: str, mesh: str, batch: int, reused: bool, source: str
     choice_long = f"profile {profile}, {links} links" if profile else ""
     choice_short = f"{profile}/{links}" if profile else ""
 
-    def line(name, sep=" · ", batch_text=f"batch {batch:,}", src=source, choice=choice_long):
+    exact, short = (f"batch {batch:,}", f"batch {si(batch)}") if isinstance(batch, int) else (f"batch {batch}",
+                                                                                               "recorded")
+
+    def line(name, sep=" · ", batch_text=exact, src=source, choice=choice_long):
         parts = [model, mesh, batch_text + reuse] + ([choice] if choice else [])
         tail = (src + kind) if src else kind.strip(" ()")
         if tail:
@@ -117,8 +120,8 @@ def header_variants(model: str, mesh: str, batch: int, reused: bool, source: str
     if source and room >= 6:
         out.append(line("", src=middle_cut(source, room), choice=choice))
     out.append(line("", src="", choice=choice))
-    out.append(line("", batch_text=f"batch {si(batch)}", src="", choice=choice_short))
-    out.append(line("", sep="·", batch_text=f"batch {si(batch)}", src="", choice=choice_short))
+    out.append(line("", batch_text=short, src="", choice=choice_short))
+    out.append(line("", sep="·", batch_text=short, src="", choice=choice_short))
     return out
 
 
@@ -126,7 +129,7 @@ def header_variants(model: str, mesh: str, batch: int, reused: bool, source: str
 class HeaderFacts:
     model: str
     mesh: str
-    batch: int
+    batch: int | str          # requests in the batch, or "as recorded" (recorded batches)
     reused: bool
     source: str               # the file name, without " (synthetic)"
     synthetic: bool
