@@ -164,3 +164,19 @@ def test_sweep_pool_figures(tiny):
         assert key in tiny["met"] and key in tiny["targets"]
     text = runner.render_table(tiny)
     assert "sweep pool: 2 workers' rate over 1 worker's" in text and ">= 1.8x" in text and "< 5%" in text
+
+
+def test_paper_profile_figures_are_the_runs_they_name(tiny):
+    pp = tiny["details"]["paper_profile"]
+    base, ep = pp["runs"]
+    assert (base["strategy"], ep["strategy"]) == ("base/off", "ep/off")
+    assert base["events"] > 0 and base["layers"] == pp["steps"] * 24            # llama4: 24 MoE layers
+    assert tiny["circuit_events_per_s"] == pytest.approx(base["events"] / base["circuit_s"])
+    assert tiny["circuit_over_fluid_layer_cost"] == pytest.approx(base["circuit_s"] / base["fluid_s"])
+    assert pp["compare"]["strategies"] == ["Base", "EP", "Pred Only", "Allo Only", "Allo+Pred"]
+    assert pp["compare"]["requests"] == TINY.compare_requests
+    assert tiny["paper_compare_vs_study"] == pytest.approx(3632.0 / tiny["paper_compare_seconds"])
+    assert tiny["met"]["paper_compare_seconds"] is (tiny["paper_compare_seconds"] <= 18)
+    text = runner.render_table(tiny)
+    assert "circuit links: events/s, one core" in text and ">= 5 M events/s" in text
+    assert "compare --profile paper, 4 Qwen requests, 5 strategies" in text

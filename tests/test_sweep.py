@@ -470,3 +470,25 @@ def test_configurations_drawing_the_same_batch_share_one_workload(capsys, monkey
     assert len(out["rows"]) == 2 * 5 * 2 and all(r["status"] == "ok" for r in out["rows"])
     # one drawing per profile's batch options (the wafer is not part of it): 2, not one per row
     assert sorted(d[3:] for d in drawn) == [("seeded", None, "position"), ("study", 128, "study")], drawn
+
+
+def test_the_paper_report_has_one_block_per_profile_and_copy_region():
+    from waferview.sweep.paper import report
+
+    def row(strategy, speed, region, profile, paper=None):
+        return {"status": "ok", "sweep_model": "qwen3", "sweep_mesh": "8x3", "sweep_batch": 4096,
+                "sweep_profile": profile, "sweep_copy_region": region, "strategy": strategy,
+                "throughput_tokens_per_s": speed, "paper_throughput": paper, "speedup_vs_base": speed / 100.0,
+                "hop_reduction_vs_base": 2.0, "ceiling_tokens_per_s": 900.0, "cache_hit_rate": 0.5,
+                "remote_read_bytes": 0 if strategy == "EP" else 1, "hops": 1, "copies_made": 0,
+                "model": "qwen3", "bytes_per_param": 2.0, "eviction": "admit"}
+
+    speeds = {"Base": 100.0, "EP": 300.0, "Pred Only": 150.0, "Allo Only": 250.0, "Allo+Pred": 400.0}
+    rows = [row(s, v, 50 << 30, "paper", paper=v * 2) for s, v in speeds.items()]
+    rows += [row(s, v * (2 if s == "Pred Only" else 1), None, "paper", paper=v) for s, v in speeds.items()]
+    text = report(rows)
+    first, second = text.split("#### ")[1:]
+    assert first.startswith("copy region 50GiB, profile paper") and second.startswith("copy region None, profile paper")
+    assert "| qwen3 | 8x3 | 4096 | 100 | 3.00x | 1.50x | 2.50x | 4.00x | 9.00x | 1.33x |" in first
+    assert "| 3.00x | 3.00x | 2.50x | 4.00x |" in second          # Pred Only doubled in the second block only
+    assert "by paper_throughput (the study's formula): mean 4.00x" in first

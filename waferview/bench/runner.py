@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from waferview.bench import suites, sweep_pool
+from waferview.bench import paper_profile, suites, sweep_pool
 from waferview.bench.inputs import Workspace
 from waferview.bench.measure import clock, load_average, machine
 from waferview.bench.sizes import ALL_MODELS, PAPER_BATCHES, BenchSizes
@@ -21,16 +21,20 @@ TARGETS = (
     ("sweep_parallel_efficiency", ">=", 1.8, ">= 1.8x: 2 workers' rate over 1 worker's"),
     ("sweep_pool_overhead", "<", 0.05, "< 5% of a configuration's time"),
     ("sweep_paper_grid_seconds", "<", 60.0, "< 60 s for the paper grid (120 runs) on 2 workers"),
+    ("circuit_events_per_s", ">=", 5e6, ">= 5 M events/s on one core (the circuit link model)"),
+    ("paper_compare_seconds", "<=", 18.0, "<= 18 s: compare --profile paper, 64 Qwen requests, 5 strategies"),
 )
 
 FIGURE_KEYS = ("engine_speedup_vs_reference", "engine_layers_per_s", "engine_token_selections_per_s",
                "ingest_vs_raw_orjson", "cache_bytes_over_json_bytes", "sweep_seconds", "sweep_seconds_all_models",
                "peak_rss_mb", "cold_start_s", "warm_start_s", "sweep_parallel_efficiency", "sweep_pool_overhead",
-               "sweep_paper_grid_seconds")
+               "sweep_paper_grid_seconds", "circuit_events_per_s", "circuit_over_fluid_layer_cost",
+               "paper_compare_seconds")
 # companions of the figures (which mode was slowest, which model's sweep, ...)
 COMPANION_KEYS = ("engine_speedup_vs_reference_mode", "ingest_vs_raw_orjson_gc_on",
                   "cache_bytes_over_json_bytes_all_models",
-                  "sweep_seconds_model", "sweep_all_models_estimated", "sweep_paper_grid_estimated")
+                  "sweep_seconds_model", "sweep_all_models_estimated", "sweep_paper_grid_estimated",
+                  "paper_compare_vs_study")
 
 
 def _stages(ws: Workspace, sizes: BenchSizes):
@@ -46,6 +50,7 @@ def _stages(ws: Workspace, sizes: BenchSizes):
         ("peak RSS", 1, lambda tick: suites.peak_rss(ws, sizes)),
         ("sweep pool", 3, lambda tick: sweep_pool.pool_figures(ws, sizes, tick)),
         ("sweep paper grid", 1, lambda tick: sweep_pool.paper_grid(ws, sizes, tick)),
+        ("paper profile", 3, lambda tick: paper_profile.paper_profile_figures(ws, sizes, tick)),
     ]
 
 
@@ -58,6 +63,7 @@ _STAGE_KEYS = {
     "peak RSS": ("peak_rss_mb",),
     "sweep pool": ("sweep_parallel_efficiency", "sweep_pool_overhead"),
     "sweep paper grid": ("sweep_paper_grid_seconds",),
+    "paper profile": ("circuit_events_per_s", "circuit_over_fluid_layer_cost", "paper_compare_seconds"),
 }
 
 
@@ -205,6 +211,15 @@ def render_table(r: dict) -> str:
     est = " (estimated)" if r.get("sweep_paper_grid_estimated") else ""
     row(f"sweep --paper grid on 2 workers, waferview profile{est}", _fmt(r.get("sweep_paper_grid_seconds"), " s"),
         "sweep_paper_grid_seconds")
+    pp = d.get("paper_profile") or {}
+    events = r.get("circuit_events_per_s")
+    row(f"circuit links: events/s, one core (Base, {pp.get('model', '-')} batch {pp.get('requests', '-')}, 8x3)",
+        "-" if events is None else f"{events / 1e6:.1f} M", "circuit_events_per_s")
+    row("circuit over fluid links: cost per layer (same run)", _fmt(r.get("circuit_over_fluid_layer_cost"), "x"))
+    study = r.get("paper_compare_vs_study")
+    row(f"compare --profile paper, {(pp.get('compare') or {}).get('requests', 64)} Qwen requests, 5 strategies"
+        + (f" ({study:,.0f}x the study's 3,632 s)" if study else ""), _fmt(r.get("paper_compare_seconds"), " s"),
+        "paper_compare_seconds")
     widths = [max(len(x[i]) for x in rows + [("figure", "value", "target", "")]) for i in range(3)]
     head = ("figure", "value", "target", "")
     for cells in [head] + rows:

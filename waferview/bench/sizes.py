@@ -46,6 +46,11 @@ class BenchSizes:
     pool_batch: int = 4096
     pool_seeds: int = 4
     grid_models: tuple[str, ...] = ALL_MODELS
+    # the paper profile: circuit against fluid links on circuit_batch requests of circuit_model (8x3), and
+    # `compare --profile paper` on compare_requests Qwen requests (the study's timed input had 64)
+    circuit_model: str = "qwen3"
+    circuit_batch: int = 16384
+    compare_requests: int = 64
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +67,7 @@ QUICK = BenchSizes(
     engine_repeats=3, rate_models=("qwen3", "deepseek"), rate_batches=(4096, 16384), pool_requests=1024, pool_max_decode=None,
     sweep_models=("qwen3",), sweep_batches=PAPER_BATCHES, sweep_meshes=PAPER_MESHES,
     ingest_requests=8, ingest_repeats=3, rss_model="qwen3", rss_batch=16384, start=True,
-    pool_batch=1024, grid_models=("qwen3",))
+    pool_batch=1024, grid_models=("qwen3",), circuit_batch=1024)
 
 # For tests only (seconds, not minutes): the figures are real but meaningless as speed.
 TINY = BenchSizes(
@@ -70,6 +75,7 @@ TINY = BenchSizes(
     engine_repeats=1, rate_models=("qwen3", "deepseek"), rate_batches=(8, 16), pool_requests=8, pool_max_decode=4,
     sweep_models=("llama4",), sweep_batches=(8, 16, 32), sweep_meshes=PAPER_MESHES,
     ingest_requests=2, ingest_repeats=1, rss_model="qwen3", rss_batch=16, start=False,
-    pool_model="llama4", pool_batch=8, grid_models=("llama4",))
+    pool_model="llama4", pool_batch=8, grid_models=("llama4",), circuit_model="llama4", circuit_batch=8,
+    compare_requests=4)
 
 CONFIGS = {c.name: c for c in (FULL, QUICK, TINY)}

@@ -156,9 +156,50 @@ def variant_label(rows: list[dict]) -> str:
     return f"{PRECISIONS.get(b, f'{b:g} B/param')}, {e}" + (" (default)" if default else "")
 
 
+_GRID = ("sweep_source", "sweep_model", "sweep_mesh", "sweep_batch", "strategy")
+
+
+def variants(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The rows split by every swept axis beyond the paper's grid (profile, copy region, ...), in first-seen
+    order, each with its label ("" when nothing else was swept)."""
+    extra = sorted({k for r in rows for k in r if k.startswith("sweep_") and k not in _GRID})
+    groups: dict = {}
+    for r in rows:
+        key = tuple((k[6:].replace("_", " "), r.get(k)) for k in extra)
+        groups.setdefault(key, []).append(r)
+    return [(", ".join(f"{name} {_value(value)}" for name, value in key), group) for key, group in groups.items()]
+
+
+def _value(value) -> str:
+    """An axis value as the command line spells it (a copy region in bytes as GiB)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 30 and value % (1 << 30) == 0:
+        return f"{value >> 30}GiB"
+    return str(value)
+
+
+def paper_throughput_line(results: dict) -> str:
+    """Allo+Pred over Base by the study's own formula (batch x 128 / decode time), where the rows have it."""
+    pairs = []
+    for res in results.values():
+        for mesh in PAPER_MESHES:
+            for batch in PAPER_BATCHES:
+                rs = _cell(res, mesh, batch)
+                if "Base" in rs and "Allo+Pred" in rs and rs["Base"].get("paper_throughput"):
+                    pairs.append(rs["Allo+Pred"]["paper_throughput"] / rs["Base"]["paper_throughput"])
+    if not pairs:
+        return ""
+    return (f"Allo+Pred over Base by paper_throughput (the study's formula): mean {statistics.mean(pairs):.2f}x "
+            f"({min(pairs):.2f}-{max(pairs):.2f}x) [paper 6.6x]")
+
+
 def report(rows: list[dict]) -> str:
-    """Everything REPRODUCTION.md takes from a paper sweep, as markdown."""
-    results = by_model(rows)
-    parts = [run_table(results), headline(results), shape_check(results),
-             variant_rows(results, variant_label([r for res in results.values() for r in res["rows"]]))]
-    return "\n\n".join(p for p in parts if p)
+    """Everything REPRODUCTION.md takes from a paper sweep, as markdown: one block per variant (profile,
+    copy region, ... when those were swept too)."""
+    blocks = []
+    for label, group in variants(rows):
+        results = by_model(group)
+        parts = [f"#### {label}" if label else "", run_table(results), headline(results),
+                 paper_throughput_line(results), shape_check(results),
+                 variant_rows(results, variant_label([r for res in results.values() for r in res["rows"]]))]
+        blocks.append("\n\n".join(p for p in parts if p))
+    return "\n\n".join(blocks)
