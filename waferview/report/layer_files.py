@@ -64,10 +64,12 @@ class LayerFile:
         self.rows = 0
 
     def bind(self, engine) -> "LayerFile":
-        """Take the run's shape from `engine` (die and link counts, layer ids), write the CSV header."""
-        self.shape = run_shape(engine)
-        if self.kind == ".csv" and self.rows == 0:
-            self._write((",".join(header(self.shape)) + "\n").encode())
+        """Take the run's shape from `engine` (die and link counts, layer ids) and write the CSV header; once
+        (engines replaying the same run have the same shape)."""
+        if self.shape is None:
+            self.shape = run_shape(engine)
+            if self.kind == ".csv":
+                self._write((",".join(header(self.shape)) + "\n").encode())
         return self
 
     def write(self, chunk) -> None:
