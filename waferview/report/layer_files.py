@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from waferview.errors import InputError
-from waferview.report.layers import FORMATS, csv_text, header, jsonl_bytes, run_shape
+from waferview.report.layers import FORMATS, csv_bytes, header, jsonl_bytes, run_shape
 
 
 def layer_format(path: str | Path, option: str) -> str:
@@ -75,7 +75,7 @@ class LayerFile:
     def write(self, chunk) -> None:
         if len(chunk) == 0:
             return
-        data = csv_text(chunk, self.shape).encode() if self.kind == ".csv" else jsonl_bytes(chunk, self.shape)
+        data = csv_bytes(chunk, self.shape) if self.kind == ".csv" else jsonl_bytes(chunk, self.shape)
         self._write(data)
         self.rows += len(chunk)
 

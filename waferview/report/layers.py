@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,17 +130,49 @@ def head_columns(chunk, shape: RunShape) -> list[list]:
     return [columns[name] for name in HEAD]
 
 
-def csv_text(chunk, shape: RunShape) -> str:
-    """The chunk's rows as CSV lines (floats as Python writes them: they read back exactly)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    busy, links = chunk.die_busy.tolist(), chunk.link_bytes.tolist()
-    writer.writerows([*head, *b, *k] for head, b, k in zip(zip(*head_columns(chunk, shape)), busy, links))
-    return out.getvalue()
+# Names the fast writers may leave to orjson: no quote, backslash, comma, bracket, brace or line break, so
+# neither a null cell, a row boundary ('],[' or '},{') nor CSV quoting can occur inside one.
+_PLAIN = re.compile(r"[A-Za-z0-9_.+\- ]*")
+
+
+def _plain(chunk) -> bool:
+    return all(_PLAIN.fullmatch(name) for name in (chunk.placement, chunk.predictor, chunk.links))
+
+
+def _lines(data: bytes, n: int, sep: bytes = b"],[") -> list[bytes]:
+    """orjson's text of n rows ('[[..],[..]]' or '[{..},{..}]') cut into the rows' insides."""
+    return data[2:-2].split(sep) if n else []
+
+
+def _block(values: np.ndarray) -> list[bytes]:
+    """A 2D numeric block as one line of comma-separated numbers per row (empty rows when no columns)."""
+    if values.shape[1] == 0:
+        return [b""] * values.shape[0]
+    return _lines(orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY), values.shape[0])
+
+
+def csv_bytes(chunk, shape: RunShape) -> bytes:
+    """The chunk's rows as CSV lines (floats in their shortest exact form: they read back exactly; text cells
+    quoted). A few orjson calls for the whole chunk: the csv module would take longer than the run."""
+    heads = list(zip(*head_columns(chunk, shape)))
+    if not _plain(chunk):   # a user's own mode with an odd name: the csv module's quoting
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(
+            [*h, *b, *k] for h, b, k in zip(heads, chunk.die_busy.tolist(), chunk.link_bytes.tolist()))
+        return out.getvalue().encode()
+    # the first cell (step) is never empty, so every null follows a comma; no text cell holds a comma
+    head = _lines(orjson.dumps(heads).replace(b",null", b","), len(heads))
+    parts = [head, _block(chunk.die_busy)] + ([_block(chunk.link_bytes)] if chunk.link_bytes.shape[1] else [])
+    return b"\n".join(b",".join(row) for row in zip(*parts)) + b"\n"
 
 
 def jsonl_bytes(chunk, shape: RunShape) -> bytes:
     """The chunk's rows as JSON lines, die_busy and link_bytes as lists."""
-    busy, links = chunk.die_busy.tolist(), chunk.link_bytes.tolist()
-    return b"".join(orjson.dumps({**dict(zip(HEAD, head)), "die_busy": b, "link_bytes": k}) + b"\n"
-                    for head, b, k in zip(zip(*head_columns(chunk, shape)), busy, links))
+    heads = [dict(zip(HEAD, h)) for h in zip(*head_columns(chunk, shape))]
+    if not _plain(chunk):
+        return b"".join(orjson.dumps({**h, "die_busy": b, "link_bytes": k}) + b"\n"
+                        for h, b, k in zip(heads, chunk.die_busy.tolist(), chunk.link_bytes.tolist()))
+    head = _lines(orjson.dumps(heads), len(heads), b"},{")
+    lines = [b'{%s,"die_busy":[%s],"link_bytes":[%s]}' % row
+             for row in zip(head, _block(chunk.die_busy), _block(chunk.link_bytes))]
+    return b"\n".join(lines) + b"\n"
