@@ -21,6 +21,13 @@ def add_arguments(p):
                    help="comma-separated placement/predictor pairs, e.g. base/off,allo/heatmap,ep/lru "
                         "(default: the paper's five strategies)")
     add_json_arg(p)
+    p.add_argument("--layers", default=None, metavar="DIR",
+                   help="also write every run's per-layer rows into folder DIR (made when missing), one file per "
+                        "strategy and link model, named STRATEGY.LINKS.csv: base.fluid.csv, ep.fluid.csv, "
+                        "pred-only.fluid.csv, allo-only.fluid.csv, allo-pred.fluid.csv (--modes base/lru: "
+                        "base-lru.fluid.csv; Base always runs, so its file is always there)")
+    p.add_argument("--layers-format", default="csv", choices=("csv", "jsonl"),
+                   help="the files of --layers: csv (default, .csv) or JSON lines (.jsonl)")
     p.epilog = HELP_EPILOG
 
 
@@ -58,20 +65,40 @@ def run(args) -> int:
 
     from waferview.cli.common import links_from_args, policy_options_from_args, run_with_progress
     from waferview.links import get_link_model
-    from waferview.sim.compare import compare
+    from waferview.sim.compare import compare, strategy_name
     from waferview.wafer.hardware import load_hardware
 
     strategies = parse_modes(args.modes)
     hardware = load_hardware(args.mesh)
     options = policy_options_from_args(args)
-    trace = load_trace_from_args(args)
     links = [name.strip() for name in links_from_args(args).split(",") if name.strip()]
     for name in links:
         get_link_model(name)   # unknown names: one line, before any work
+    folder = None
+    if args.layers is not None:
+        from waferview.report.layer_files import LayerFolder
+
+        folder = LayerFolder(args.layers, f".{args.layers_format}")    # a bad path: one line, before any work
+
+    def run_one(engine):
+        label = f"simulating {engine.placement}/{engine.predictor} ({engine.links} links)"
+        if folder is None:
+            return run_with_progress(engine, label)
+        with folder.file_for(strategy_name(engine.placement, engine.predictor), engine.links) as records:
+            engine.record_layers(records.bind(engine).write)
+            return run_with_progress(engine, label)
+
     left_out: list = []
-    rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options, links=links,
-                   left_out=left_out, run=lambda engine: run_with_progress(
-                       engine, f"simulating {engine.placement}/{engine.predictor} ({engine.links} links)"))
+    try:
+        trace = load_trace_from_args(args)
+        rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options, links=links,
+                       left_out=left_out, run=run_one)
+        if folder is not None:
+            folder.commit()
+    except BaseException:
+        if folder is not None:
+            folder.discard()
+        raise
     if left_out:
         from waferview.trace.store import notice
 

@@ -44,6 +44,11 @@ def add_arguments(p):
                    help=f"layers per second: {SPEED_CHOICES} (default 100; + and - change it live)")
     g.add_argument("--paused", action="store_true", help="start paused (space plays, n steps one layer)")
     g.add_argument("--loop", action="store_true", help="start over at the end of the trace")
+    g.add_argument("--record", default=None, metavar="FILE",
+                   help="when the app exits (q included), write one row per (step, MoE layer) replayed to FILE "
+                        "(.csv or .jsonl; summary --layers' columns, the modes in force at each layer included); "
+                        "going back or restarting replaces the rows from there: the file is the run as last "
+                        "replayed")
 
 
 def run(args) -> int:
@@ -55,13 +60,23 @@ def run(args) -> int:
     get_predictor(args.predictor)
     hardware = load_hardware(args.mesh)
     options = policy_options_from_args(args)
-    trace = load_trace_from_args(args)
+    record = None
+    if args.record is not None:
+        from waferview.report.layer_replay import ReplayRecord
 
-    from waferview.tui.app import make_app
+        record = ReplayRecord(args.record)   # a bad path: one line, before the screen opens
+    try:
+        trace = load_trace_from_args(args)
 
-    app = make_app(trace, hardware, batch=args.batch, seed=args.seed, placement=args.placement,
-                   predictor=args.predictor, options=options, paused=args.paused, loop=args.loop,
-                   speed=args.speed, links=links_from_args(args))
+        from waferview.tui.app import make_app
+
+        app = make_app(trace, hardware, batch=args.batch, seed=args.seed, placement=args.placement,
+                       predictor=args.predictor, options=options, paused=args.paused, loop=args.loop,
+                       speed=args.speed, links=links_from_args(args), record=record)
+    except BaseException:
+        if record is not None:
+            record.discard()
+        raise
     app.run()
     return finish(app)
 
@@ -79,6 +94,9 @@ def finish(app) -> int:
             print(failure.details, file=sys.stderr, end="")
         print(f"waferview replay: {failure.line}", file=sys.stderr)
         code = code or failure.exit_code
+    if getattr(app, "record_error", None):
+        print(f"waferview replay: {app.record_error}", file=sys.stderr)
+        code = code or 2
     thread = getattr(app, "engine_thread", None)
     if thread is not None and thread.is_alive():
         sys.stdout.flush()

@@ -133,7 +133,7 @@ def _events(state, ctx, layer, position, tasks, store, st, ch, res, work, out, n
     locked, free_at, q_stage, q_seq, q_off, q_len = res
     heap, heads, admit_list, pool, waiting, wseq, succ_kind, succ_res0, succ_nres = work
     (span_start, span_end, die_compute, die_dram, die_in, die_port, link_bytes, dram_bytes, d2d, writes, counts,
-     sums) = out
+     sums, held) = out
     hops = headers = local_slices = copy_reads = evictions = events = llc_hits = end = 0
     local_bytes = remote_bytes = write_bytes = 0.0
     seq = 0
@@ -225,6 +225,7 @@ def _events(state, ctx, layer, position, tasks, store, st, ch, res, work, out, n
             if kind == HOLDER_READ:
                 latency = holder_ns
                 remote_bytes += slice_bytes
+                held[c] = True
                 dram_bytes[src] += int(slice_bytes)
                 die_dram[src] += latency
                 succ_kind[n_succ] = REMOTE_FILL
@@ -502,7 +503,7 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64))
     out = (np.full(D, -1, dtype=np.int64), np.zeros(D, dtype=np.int64), np.zeros(D), np.zeros(D), np.zeros(D),
            np.zeros(D), buffers.link_bytes, buffers.die_hbm_bytes, buffers.die_d2d_bytes, buffers.copy_writes,
-           np.zeros(8, dtype=np.int64), np.zeros(3))
+           np.zeros(8, dtype=np.int64), np.zeros(3), np.zeros(C, dtype=np.bool_))
     span_start, span_end, die_compute, die_dram, die_in, die_port = out[0], out[1], out[2], out[3], out[4], out[5]
     buffers.link_bytes[:] = 0
     buffers.die_hbm_bytes[:] = 0
@@ -530,6 +531,7 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
                                                                                counts[3], counts[4], counts[5],
                                                                                counts[6], counts[7])
     local_bytes, remote_bytes, write_bytes = sums[0], sums[1], sums[2]
+    _add_traffic(buffers.run_traffic, out[12], ch_src, ch_task, task_d, int(round(remote_bytes)))
 
     # ---- the layer's figures
     busy_sum = 0.0
@@ -581,6 +583,26 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
         out.bound_kind = kind
         out.bound_index = bound_die
         out.bound_busy = buffers.die_parts[bound_die, kind - 1]
+
+
+@njit(nogil=True, cache=True)
+def _add_traffic(traffic, held, ch_src, ch_task, task_d, remote_bytes):
+    """The layer's remote bytes (the slices read from a holder's DRAM; a slice a holder's LLC served is not a
+    remote read) into the run's (holder, reader) matrix: whole bytes per slice, the first ones one byte more
+    when a slice is not a whole number of bytes, so the matrix adds up to remote_read_bytes exactly."""
+    n = 0
+    for c in range(held.shape[0]):
+        if held[c]:
+            n += 1
+    if n == 0:
+        return
+    base = remote_bytes // n
+    extra = remote_bytes - base * n
+    k = 0
+    for c in range(held.shape[0]):
+        if held[c]:
+            traffic[ch_src[c], task_d[ch_task[c]]] += base + (1 if k < extra else 0)
+            k += 1
 
 
 @njit(nogil=True, cache=True, inline="always")

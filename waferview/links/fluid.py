@@ -46,6 +46,7 @@ def fluid_layer_costs(state, ctx, step, layer, position, tasks, store, buffers):
     die_tokens, d2d, dram = buffers.die_tokens, buffers.die_d2d_bytes, buffers.die_hbm_bytes
     link_bytes, die_busy, die_parts, copy_writes = buffers.link_bytes, buffers.die_busy, buffers.die_parts, \
         buffers.copy_writes
+    traffic = buffers.run_traffic
     flops_per_token, flops_per_ns = rates.flops_per_token, rates.flops_per_ns
     flops_local = np.zeros(D)
     flops_remote = np.zeros(D)
@@ -74,6 +75,7 @@ def fluid_layer_costs(state, ctx, step, layer, position, tasks, store, buffers):
         else:
             flops_remote[d] += tok * flops_per_token
             remote_bytes += eb
+            traffic[s, d] += eb
             h = dist[s, d] if dist.shape[0] > 0 else distance(mesh, s, d)
             hops += h
             if h > max_hops[d]:

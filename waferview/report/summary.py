@@ -75,6 +75,13 @@ FIELD_DOCS = {
     'llc_hits': "slice reads served by a die's 64 MB LLC (circuit model only)",
     'bound_by': 'share of decode time whose layer was set by compute, HBM or incoming links of a die, or by a link',
     'top_bottlenecks': 'the resources that set the most layers (up to 10): resource, layers, share of all layers',
+    'traffic_matrix': ("dies x dies list of lists: [i][j] = expert weight bytes die j read from die i's HBM over the "
+                       "run; it sums to remote_read_bytes exactly (copies are written from those very bytes, so "
+                       "local_write_bytes adds no traffic; headers are in header_bytes and link_bytes; circuit: a "
+                       "slice a holder's LLC served crosses the links but is no remote read, so not here)"),
+    'link_bytes': ('one entry per directed link (Mesh order: by from, then to): {"from": die, "to": die, "bytes": '
+                   'weights and request headers over that link in the run}; fluid: sums to hops x (expert bytes + '
+                   'header bytes)'),
 }
 
 # --json adds one more key after the fields: what produced them (report/provenance.py)
@@ -101,7 +108,11 @@ def format_value(value) -> str:
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, list):
+    if isinstance(value, list):   # big lists (traffic_matrix, link_bytes) are for --json, not a table
+        if value and all(isinstance(row, list) for row in value):
+            return f"{len(value)}x{len(value[0])} matrix, see --json"
+        if value and all(isinstance(item, dict) and "from" in item for item in value):
+            return f"{len(value)} links, see --json"
         return f"{len(value)} item(s)"
     return str(value)
 

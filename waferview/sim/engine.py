@@ -18,6 +18,8 @@ layers (set_placement, set_predictor, set_links); nothing restarts.
     step() -> Frame | None     one (step, MoE layer); None when finished
     run(progress=None, stop=None) -> dict   to the end (or to position `stop`); returns summary()
     summary() -> dict          the summary fields so far (definitions in waferview.report.summary)
+    record_layers(sink)        from now on, each kernel call's per-layer rows go to sink(LayerChunk)
+                               (sim.layerlog); record_layers(None) stops
 Unknown mode names raise InputError; a mode change applies from the next layer.
 """
 
@@ -35,6 +37,7 @@ from waferview.sim.copystore import CopyStore
 from waferview.sim.frame import Frame, frame_from_layer
 from waferview.sim.heatmap import default_top_n
 from waferview.sim.kernel_cache import check_once
+from waferview.sim.layerlog import LayerRecorder, empty_log
 from waferview.sim.loop import loop_for
 from waferview.sim.state import KernelContext, layer_buffers, rates_for
 from waferview.sim.totals import bottlenecks, run_totals, totals_dict
@@ -90,6 +93,8 @@ class Engine:
                                region_slices(opt.copy_region, self.rates.expert_bytes))
         self.totals = run_totals(mesh.num_dies, mesh.num_links)
         self.layer = layer_buffers(mesh.num_dies, mesh.num_links)
+        self._no_log = empty_log(self.layer.scalars, mesh.num_dies, mesh.num_links)
+        self._recorder: LayerRecorder | None = None
         copies = self.store.copies.view()
         copies.setflags(write=False)
         kernel = KernelContext(mesh.tables(opt.route_order), self.rates, self.home, self.counts,
@@ -180,11 +185,21 @@ class Engine:
         if progress is not None:
             progress("preparing the kernels (compiled on first use, then cached)", 1, 1)
 
+    def record_layers(self, sink) -> None:
+        """Hand every layer simulated from now on to `sink(chunk)` (a sim.layerlog.LayerChunk per kernel call,
+        valid only during the call); None stops recording."""
+        self._recorder = None if sink is None else LayerRecorder(sink, self.layer.scalars, self.mesh.num_dies,
+                                                                 self.mesh.num_links)
+
     def _run_to(self, stop: int):
         states = [self._modes[kind].kernel_state() for kind in ("placement", "predictor", "links")]
-        tasks = loop_for(*states)(self.position, stop, self.context.kernel, *states, self.store.arrays, self.layer,
-                                  self.totals)
+        start, recorder = self.position, self._recorder
+        log = self._no_log if recorder is None else recorder.begin(start, stop - start)
+        tasks = loop_for(*states)(start, stop, self.context.kernel, *states, self.store.arrays, self.layer,
+                                  self.totals, log)
         self.position = max(self.position, stop)
+        if recorder is not None:
+            recorder.end(start, stop - start, self.placement, self.predictor, self.links)
         return tasks
 
     def step(self) -> Frame | None:
@@ -265,6 +280,9 @@ class Engine:
             "events": t["events"],
             "llc_hits": t["llc_hits"],
             **bottlenecks(self.totals, self.mesh, t["decode_time"], self.position),
+            "traffic_matrix": self.layer.run_traffic.tolist(),
+            "link_bytes": [{"from": a, "to": b, "bytes": n}
+                           for (a, b), n in zip(self.mesh.links.tolist(), self.totals.link_bytes.tolist())],
         }
 
     def _choices(self) -> dict:

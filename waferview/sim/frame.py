@@ -66,6 +66,15 @@ class Frame:
 _KIND_LABELS = {"compute": "compute", "hbm": "HBM", "links": "incoming links"}
 
 
+def bound_label(kind: str | None, index: int, mesh_links) -> str:
+    """What set a layer's time, as the live view and the per-layer records name it: "die 5 HBM",
+    "link 11->12", or "" (nothing ran)."""
+    if kind == "link":
+        a, b = mesh_links[index]
+        return f"link {a}->{b}"
+    return f"die {index} {_KIND_LABELS[kind]}" if kind is not None else ""
+
+
 def frame_from_layer(engine, step: int, layer: int, tasks) -> Frame:
     """The Frame of the (step, layer) the engine has just simulated (private copies of its buffers)."""
     from waferview.sim.state import BOUND_KINDS
@@ -75,13 +84,7 @@ def frame_from_layer(engine, step: int, layer: int, tasks) -> Frame:
     kind = BOUND_KINDS[int(s["bound_kind"])]
     index = int(s["bound_index"])
     layer_time = float(s["layer_time"])
-    if kind == "link":
-        a, b = engine.mesh.links[index]
-        label = f"link {a}->{b}"
-    elif kind is not None:
-        label = f"die {index} {_KIND_LABELS[kind]}"
-    else:
-        label = ""
+    label = bound_label(kind, index, engine.mesh.links)
     return Frame(
         seq=engine.position, total=engine.total, step=step, layer_index=layer,
         layer_id=engine.model.moe_layer_ids[layer], phase="prefill" if engine.workload.step_prefill[step] else "decode",

@@ -2,7 +2,7 @@
 
 Per (step, layer): the placement's tasks -> each task's source (sim.sources) -> the predictor's wanted copies
 -> the link model (which applies the copies to the store, sim.copystore, and costs the layer) -> the run
-totals. The three
+totals -> the layer's row, when the engine records (sim.layerlog). The three
 modes are chosen by the types of their states (waferview.modes), so this function is compiled, and cached on
 disk, once per combination of modes; a run stepped one layer at a time makes the same calls in the same order
 as a run to the end, so both give the same numbers bit for bit. Returns the last layer's tasks.
@@ -19,13 +19,14 @@ import numpy as np
 from numba import njit
 
 from waferview.modes import layer_costs, place_tasks, predict_copies
+from waferview.sim.layerlog import log_layer
 from waferview.sim.sources import resolve_sources
 from waferview.sim.state import LayerTasks
 from waferview.sim.totals import add_layer
 
 
 @njit(nogil=True, cache=True)
-def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, totals):
+def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, totals, log):
     steps = ctx.counts.shape[0]
     L = ctx.counts.shape[1]
     task_e = np.zeros(0, dtype=np.int64)
@@ -55,6 +56,7 @@ def run_layers(pos0, pos1, ctx, placement, predictor, links, store, buffers, tot
         next_counts = ctx.counts[step + 1 if step + 1 < steps else step, layer]
         add_layer(totals, buffers, ctx.step_prefill[step], ctx.step_tokens[step], task_e, copied, pred_mode,
                   predicted, next_counts)
+        log_layer(log, position, buffers)
     return task_e, task_d, task_tok, task_src, copied
 
 

@@ -81,9 +81,14 @@ class LayerBuffers(NamedTuple):
     die_parts: np.ndarray      # (D, 4) ns of compute, HBM, incoming links and latency behind each die's busy time
     copy_writes: np.ndarray    # (D,) copies written to each die
     scalars: np.ndarray        # (1,) LAYER record
+    # (D, D) weight bytes the run's remote reads moved from holder die i to reading die j. A run sum, not
+    # the layer's: the link model adds each remote read as it costs it and nothing resets it (a (D, D) reset
+    # per layer would cost more than the layer on a big mesh). Its total is the run's remote_read_bytes.
+    run_traffic: np.ndarray
 
 
 def layer_buffers(num_dies: int, num_links: int) -> LayerBuffers:
     return LayerBuffers(np.zeros(num_dies), np.zeros(num_dies, dtype=np.int64), np.zeros(num_links, dtype=np.int64),
                         np.zeros(num_dies, dtype=np.int64), np.zeros(num_dies, dtype=np.int64),
-                        np.zeros((num_dies, 4)), np.zeros(num_dies, dtype=np.int64), np.zeros(1, dtype=LAYER))
+                        np.zeros((num_dies, 4)), np.zeros(num_dies, dtype=np.int64), np.zeros(1, dtype=LAYER),
+                        np.zeros((num_dies, num_dies), dtype=np.int64))

@@ -5,6 +5,7 @@ RunTotals (the kernels' group):
   bound_time[5]         ns of decode time whose layer was set by each state.BOUND_* kind
   bound_die_layers      (D, 4) layers (prefill and decode) a die's compute / HBM / links set, by BOUND_* column
   bound_link_layers     (n_links,) layers a link set
+  link_bytes            (n_links,) bytes over each directed link (Mesh.links order), weights and headers
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ class RunTotals(NamedTuple):
     bound_time: np.ndarray
     bound_die_layers: np.ndarray
     bound_link_layers: np.ndarray
+    link_bytes: np.ndarray
 
 
 def run_totals(num_dies: int, num_links: int) -> RunTotals:
     return RunTotals(np.zeros(1, dtype=TOTALS), np.zeros(5), np.zeros((num_dies, 4), dtype=np.int64),
-                     np.zeros(num_links, dtype=np.int64))
+                     np.zeros(num_links, dtype=np.int64), np.zeros(num_links, dtype=np.int64))
 
 
 def totals_dict(totals: RunTotals) -> dict:
@@ -76,6 +78,9 @@ def add_layer(totals, buffers, prefill, step_tokens, task_e, copied, pred_mode, 
         totals.bound_time[s.bound_kind] += s.layer_time
     t.events += s.events
     t.llc_hits += s.llc_hits
+    run_links, layer_links = totals.link_bytes, buffers.link_bytes
+    for i in range(layer_links.shape[0]):
+        run_links[i] += layer_links[i]
     if task_e.shape[0] > 0:   # the study's usage and die ratios, over dies with work
         busy = buffers.die_busy
         top = 0.0

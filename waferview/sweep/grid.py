@@ -24,7 +24,7 @@ from waferview.errors import InputError
 # plural axis names of the sweep -> summary's option dest
 PLURALS = {"models": "model", "meshes": "mesh", "batches": "batch", "profiles": "profile", "links": "links"}
 STRATEGY = "strategy"          # the pseudo-axis that sets placement and predictor
-NOT_AXES = ("json",)
+NOT_AXES = ("json", "layers")   # how summary prints and what else it writes, not what it runs
 DEFAULT = "default"            # an axis value that leaves the option at summary's default
 MAX_CONFIGURATIONS = 100_000   # above this, `--yes`
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import orjson
 
 def row_key(fingerprint: str, label: str, ns, version: str) -> str:
-    from waferview.sweep.grid import source_dests
+    from waferview.sweep.grid import NOT_AXES, source_dests
 
-    # how the trace was read does not enter the key: the trace itself is fingerprinted
-    ignored = set(source_dests()) | {"json"}
+    # how the trace was read does not enter the key (the trace itself is fingerprinted), nor summary's outputs
+    ignored = set(source_dests()) | set(NOT_AXES)
     options = {k: v for k, v in sorted(vars(ns).items()) if k not in ignored and not k.startswith("_")}
     blob = orjson.dumps({"trace": fingerprint, "label": label, "options": options, "version": version},
                         option=orjson.OPT_SORT_KEYS, default=str)

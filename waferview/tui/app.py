@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from waferview.errors import InputError
 from waferview.links import LINK_MODELS
 from waferview.policies import PLACEMENTS, PREDICTORS
 from waferview.tui.diegrid import Marks
@@ -45,7 +46,7 @@ class WaferviewApp(App):
     BINDINGS = [Binding(k.keys, k.action, k.label, show=k.show, priority=k.priority,
                         key_display=k.display or None) for k in KEYS]
 
-    def __init__(self, driver: ReplayDriver, setup: AppSetup, *, autostart: bool = True):
+    def __init__(self, driver: ReplayDriver, setup: AppSetup, *, autostart: bool = True, record=None):
         super().__init__()
         self.driver = driver
         self.setup = setup
@@ -64,6 +65,8 @@ class WaferviewApp(App):
         # registry order = cycle order; a count-only source has no heatmap to cycle to
         self.placements, self.predictors = PLACEMENTS, setup.predictors or PREDICTORS
         self.link_models = LINK_MODELS
+        self.record = record                 # report.layer_replay.ReplayRecord (replay --record) or None
+        self.record_error: str | None = None
 
     @property
     def facts_line(self) -> str:
@@ -391,15 +394,21 @@ class WaferviewApp(App):
     def on_unmount(self) -> None:
         self._quitting = True
         self.driver.stop()
+        if self.record is not None:   # replay --record: the rows so far, also on q mid-run
+            try:
+                self.record.close()
+            except InputError as e:
+                self.record_error = str(e)
 
 
 def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placement: str = "allo",
              predictor: str = "heatmap", options=None, paused: bool = False, loop: bool = False,
              speed: int = DEFAULT_SPEED, engine_factory=None, summarize=None,
-             autostart: bool = True, links: str | None = None) -> WaferviewApp:
+             autostart: bool = True, links: str | None = None, record=None) -> WaferviewApp:
     """The app over one trace on one wafer. No engine is made here: the worker thread makes it (with
     `engine_factory`, default waferview.sim.engine.Engine; tests pass stand-ins with its constructor).
-    `summarize(engine)` gives the end-of-trace summary (default: what `summary --json` prints)."""
+    `summarize(engine)` gives the end-of-trace summary (default: what `summary --json` prints).
+    `record` (report.layer_replay.ReplayRecord): gets the main engine's layers, written when the app exits."""
     if engine_factory is None:
         from waferview.sim.engine import Engine as engine_factory
     setup = app_setup(trace, hardware, batch=batch, seed=seed, options=options, links=links)
@@ -408,5 +417,6 @@ def make_app(trace, hardware, *, batch: int | None = None, seed: int = 0, placem
     make_engine = engine_maker(engine_factory, trace, hardware, batch=batch, seed=seed, options=options, links=links)
     summarize = summarize or (lambda engine: setup.summary_of(engine.summary()))
     driver = ReplayDriver(make_engine, summarize, placement=placement, predictor=predictor, paused=paused,
-                          loop=loop, speed=speed, layers=setup.layers, total=setup.total)
-    return WaferviewApp(driver, setup, autostart=autostart)
+                          loop=loop, speed=speed, layers=setup.layers, total=setup.total,
+                          on_main_engine=record.attach if record is not None else None)
+    return WaferviewApp(driver, setup, autostart=autostart, record=record)

@@ -80,12 +80,14 @@ def _view(lane: Lane) -> EngineView:
 class ReplayDriver:
     """Runs the replay; thread-safe control methods for the UI, `run()` for the worker thread.
 
-    make_engine(placement, predictor, workload=None, progress=None) builds one engine (on the worker)."""
+    make_engine(placement, predictor, workload=None, progress=None) builds one engine (on the worker);
+    on_main_engine(engine), when given, is called with every main engine before it simulates (replay --record)."""
 
     def __init__(self, make_engine: Callable, summarize: Callable[[object], dict], *, placement: str,
                  predictor: str, paused: bool = False, loop: bool = False, speed: int = DEFAULT_SPEED,
-                 layers: int = 1, total: int = 0):
+                 layers: int = 1, total: int = 0, on_main_engine: Callable | None = None):
         self._make_engine = make_engine
+        self._on_main_engine = on_main_engine
         self._summarize = summarize
         self._layers, self._total = int(layers), int(total)
         self.main = self._lane(placement, predictor)
@@ -280,6 +282,7 @@ class ReplayDriver:
         self._publish(self.state())
         self._report("starting", 0, 0)
         self.main.build(self._report)
+        self._attach(self.main)
         self.ready = True
         self._idle()
         self._loop()
@@ -360,6 +363,10 @@ class ReplayDriver:
                 self.compare.step(self._report)
             self.compare.summary = self._summarize(self.compare.engine)
 
+    def _attach(self, lane: Lane) -> None:
+        if self._on_main_engine is not None and hasattr(lane.engine, "record_layers"):
+            self._on_main_engine(lane.engine)
+
     def _open_compare_lane(self, modes) -> None:
         lane = self._lane(*modes)
         lane.build(self._report, workload=self.main.workload)
@@ -392,6 +399,8 @@ class ReplayDriver:
             else:
                 new = lane.replayed()
             new.build(self._report, workload=self.main.workload)
+            if not compare:
+                self._attach(new)
             new.advance_to(target, self._report, self._stopping)
             if self._stopping():
                 return
