@@ -104,7 +104,7 @@ class RefBatch:
 
 def heatmap_top_sets(trace, rb, top_n):
     """top[s][l][a] = set of the top_n positive entries of heatmap row a as used at step s."""
-    L, E = trace.model.moe_layers, trace.model.num_experts
+    L = trace.model.moe_layers
     H = [dict() for _ in range(L)]   # H[l][(a, b)] = count
 
     def add(l, prev, cur):
@@ -404,7 +404,7 @@ class RefSim:
         return rec
 
     def summary(self):
-        L, D = self.L, self.D
+        D = self.D
         recs = self.layers
         decode = [r for r in recs if r["step"] > 0]
         decode_ns = sum(r["time"] for r in decode)

@@ -311,7 +311,10 @@ def run_paper(trace, width, height, strategy, *, batch=None, max_iterations=128,
             if stage == "decode" and previous_stage == "prefill":
                 prefill_clock = clock
             previous_stage = stage
-            holders = (lambda e, layer=layer: region.dies_holding(layer, e))
+
+            def holders(e, layer=layer):
+                return region.dies_holding(layer, e)
+
             plan = make_plan(placement, counts, home, N, planner, holders, E)
             flags = copy_flags(plan, heat.maps[layer], E) if copies and stage == "decode" else {}
             tasks = [Task(e, d, n, home[e], copy_write=flags.get((d, e), False)) for e, n, d in plan]

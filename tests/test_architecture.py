@@ -8,8 +8,8 @@ import sys
 
 import waferview
 
-CORE_PACKAGES = ["waferview.trace", "waferview.synth", "waferview.wafer", "waferview.sim", "waferview.policies", "waferview.sweep",
-                 "waferview.analysis", "waferview.report", "waferview.cli"]
+CORE_PACKAGES = ["waferview.trace", "waferview.synth", "waferview.wafer", "waferview.sim", "waferview.policies",
+                 "waferview.sweep", "waferview.analysis", "waferview.report", "waferview.cli"]
 
 
 def _loaded_after(code: str) -> set[str]:

@@ -79,7 +79,8 @@ def test_missing_layer_key(tmp_path):
     steps = mutated(QWEN, lambda s: s[1].pop("7"))
     assert reason_of(bad_file(tmp_path, steps)) == \
         'step 1: layer keys do not match qwen3 (inferred from step 0): missing "7"'
-    assert reason_of(bad_file(tmp_path, steps), "qwen3") == 'step 1: layer keys do not match qwen3 (--model): missing "7"'
+    assert reason_of(bad_file(tmp_path, steps), "qwen3") == \
+        'step 1: layer keys do not match qwen3 (--model): missing "7"'
 
 
 def test_extra_layer_key(tmp_path):
@@ -168,12 +169,14 @@ def test_expert_id_not_an_integer(tmp_path, model, value, shown):
     steps = make_steps(model, 3, 2)
     layer = MODELS[model].moe_layer_keys[-1]
     steps[0][layer][2][0] = value
-    assert reason_of(bad_file(tmp_path, steps)) == f"step 0 (prefill) layer {layer} row 2: expert id {shown} is not an integer"
+    assert reason_of(bad_file(tmp_path, steps)) == \
+        f"step 0 (prefill) layer {layer} row 2: expert id {shown} is not an integer"
 
 
 def test_expert_id_that_is_a_list(tmp_path):
     steps = mutated(QWEN, lambda s: s[0]["0"][0].__setitem__(0, [1]))
-    assert reason_of(bad_file(tmp_path, steps)) == "step 0 (prefill) layer 0 row 0: expert id is a list, expected an integer"
+    assert reason_of(bad_file(tmp_path, steps)) == \
+        "step 0 (prefill) layer 0 row 0: expert id is a list, expected an integer"
 
 
 def test_decode_step_with_more_than_one_row(tmp_path):
@@ -193,7 +196,8 @@ def test_prefill_with_zero_rows(tmp_path):
     steps = make_steps("qwen3", 1, 2)
     for key in MODELS["qwen3"].moe_layer_keys:
         steps[0][key] = []
-    assert reason_of(bad_file(tmp_path, steps)) == "step 0 (prefill) layer 0: no rows (the prefill needs at least one token)"
+    assert reason_of(bad_file(tmp_path, steps)) == \
+        "step 0 (prefill) layer 0: no rows (the prefill needs at least one token)"
 
 
 def test_prefill_layers_with_different_row_counts(tmp_path):
@@ -231,7 +235,8 @@ def test_directory_with_only_bad_files(tmp_path, capsys):
     code, out, err = run_cli(["summary", root], capsys)
     assert code == 2 and out == ""
     assert one_line(err) == (f"waferview summary: {root}: no valid trace file (2 of 2 .json files skipped; first: "
-                             f"{root}/a.json: truncated JSON (the data ends at line 1 column 2 inside an unfinished value))")
+                             f"{root}/a.json: truncated JSON (the data ends at line 1 column 2 "
+                             "inside an unfinished value))")
 
 
 def test_single_bad_file_without_strict_exits_2(tmp_path, capsys):

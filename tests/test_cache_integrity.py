@@ -152,7 +152,8 @@ def test_crafted_caches_are_refused_in_process(small_cache, what, mutate, messag
     assert str(err.value).startswith(f"{small_cache}: ")
 
 
-@pytest.mark.parametrize("what, mutate, message", CRAFTED[:8:2] + [CRAFTED[7]], ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("what, mutate, message", CRAFTED[:8:2] + [CRAFTED[7]],
+                         ids=lambda x: x if isinstance(x, str) else "")
 def test_crafted_cache_as_source_is_one_line_exit_2(small_cache, what, mutate, message):
     header, data = parts(small_cache)
     header = copy.deepcopy(header)
@@ -169,7 +170,8 @@ def test_flipped_header_length_as_source(small_cache):
     blob[14] ^= 0x04   # the header length's high bytes: the old format tried to read petabytes
     small_cache.write_bytes(bytes(blob))
     line = one_line_exit_2(run_subprocess(["summary", small_cache]))
-    assert f"{small_cache}: cache header length {struct.unpack('<Q', bytes(blob[8:16]))[0]} does not fit the file" in line
+    header_length = struct.unpack('<Q', bytes(blob[8:16]))[0]
+    assert f"{small_cache}: cache header length {header_length} does not fit the file" in line
 
 
 def test_old_format_cache_as_source_and_in_the_cache_folder(tmp_path, isolated_cache, capsys):
@@ -186,7 +188,8 @@ def test_old_format_cache_as_source_and_in_the_cache_folder(tmp_path, isolated_c
                            "waferview reads format 2")
     capsys.readouterr()
     assert load_source(str(root)).requests == 2
-    assert capsys.readouterr().err == f"waferview: trace cache for {root} was written by another waferview version; rebuilding\n"
+    assert capsys.readouterr().err == (f"waferview: trace cache for {root} was written by another waferview version; "
+                                       f"rebuilding\n")
     load_source(str(root))
     assert capsys.readouterr().err == ""
 

@@ -217,7 +217,8 @@ def test_bytes_per_param_sets_expert_size_fit_and_copy_space():
     assert not bf16.fits_in_hbm and "2.03 TB at 2 bytes/param" in bf16.hbm_note
     # FP8: 16 experts per die x 60 layers x 44.04 MB = 42.3 GB of 72 GB usable; (72e9 - 42.3e9) // 44.04e6 copies
     assert fp8.fits_in_hbm and fp8.hbm_note is None
-    assert fp8.store.arrays.capacity.tolist() == [(72_000_000_000 - 16 * 60 * 44_040_192) // 44_040_192] * 24 == [674] * 24
+    assert fp8.store.arrays.capacity.tolist() == [(72_000_000_000 - 16 * 60 * 44_040_192) // 44_040_192] * 24 \
+        == [674] * 24
     s = fp8.run()
     assert s["bytes_per_param"] == 1.0 and s["fits_in_hbm"] is True and s["copies_made"] > 0
     assert Engine(trace, hw, options=PolicyOptions(bytes_per_param=0.5)).expert_bytes == 22_020_096

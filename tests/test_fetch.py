@@ -25,7 +25,8 @@ FILES = {("mmlu", "abstract_algebra"): [(5, 2, 3), (12, 1, 1), (300, 4, 0)],
          ("Chinese-SimpleQA", "中华文化"): [(7, 3, 2)]}
 
 
-REAL_SOCKET = [(socket.socket, "connect", socket.socket.connect), (socket.socket, "connect_ex", socket.socket.connect_ex),
+REAL_SOCKET = [(socket.socket, "connect", socket.socket.connect),
+               (socket.socket, "connect_ex", socket.socket.connect_ex),
                (socket, "getaddrinfo", socket.getaddrinfo)]
 
 
@@ -147,8 +148,8 @@ def test_offline_with_nothing_cached(tmp_path, monkeypatch, capsys):
 def test_offline_with_another_subject_cached(hub, capsys):
     code, _, err = run_cli(["summary", f"hf:{QWEN}/hellaswag"], capsys)
     assert code == 2
-    assert err.startswith(f"waferview summary: offline mode (HF_HUB_OFFLINE=1), and no trace files under {QWEN}/hellaswag "
-                          f"at revision 27febb7b2d24 are in the local Hub cache")
+    assert err.startswith(f"waferview summary: offline mode (HF_HUB_OFFLINE=1), and no trace files under "
+                          f"{QWEN}/hellaswag at revision 27febb7b2d24 are in the local Hub cache")
 
 
 def test_fetch_and_summary_in_a_subprocess(hub, isolated_cache):
@@ -198,7 +199,8 @@ def test_fetch_online_lists_sorts_limits_and_downloads(hub, online, capsys):
     assert code == 0, err
     result = orjson.loads(out)
     assert result["files"] == 2 and result["offline"] is False
-    assert result["path"] == str(repo_folder(cache) / "snapshots" / DEFAULT_REVISION / QWEN / "mmlu" / "abstract_algebra")
+    snapshot = repo_folder(cache) / "snapshots" / DEFAULT_REVISION
+    assert result["path"] == str(snapshot / QWEN / "mmlu" / "abstract_algebra")
     (repo_id, prefix, kwargs), = calls["list"]
     assert (repo_id, prefix) == (REPO_ID, f"{QWEN}/mmlu/abstract_algebra")
     assert kwargs["repo_type"] == "dataset" and kwargs["revision"] == DEFAULT_REVISION and kwargs["recursive"]
@@ -353,7 +355,8 @@ def test_an_unreachable_hub_is_one_line_and_does_not_wait(tmp_path, silent_hub, 
     assert proc.returncode == 2 and proc.stdout == ""
     line, = proc.stderr.strip().splitlines()
     assert line.startswith("waferview fetch: cannot reach the Hub: ") and reason in line
-    assert line.endswith(f"and {QWEN}/mmlu at revision 27febb7b2d24 is not in the local Hub cache ({tmp_path / 'empty'})")
+    assert line.endswith(f"and {QWEN}/mmlu at revision 27febb7b2d24 is not in the local Hub cache "
+                         f"({tmp_path / 'empty'})")
 
 
 def test_the_probe_gives_up_within_its_deadline(silent_hub, monkeypatch):

@@ -249,7 +249,8 @@ def test_recorder_bad_dumps(tmp_path):
     path = npz_of(tmp_path, dump)
     passes = load_source(str(path), model=str(desc))
     assert passes.skipped[0]["reason"] == ("record 0 (forward pass 0, rank 0): topk_ids_of_layer token 1 layer 2: -1 "
-                                           "(no expert), but layer 2 is a MoE layer of tiny-moe and must route 2 experts")
+                                           "(no expert), but layer 2 is a MoE layer of tiny-moe and must route 2 "
+                                           "experts")
     cut = tmp_path / "expert_distribution_recorder_cut.npz"
     cut.write_bytes(path.read_bytes()[:200])
     with pytest.raises(TraceFileError, match=r"expert_distribution_recorder_cut.npz: not a readable .npz"):
@@ -265,7 +266,8 @@ def test_insights_on_passes_match_the_same_tokens_and_refuse_next_token(tmp_path
     result = compute_insights(load_source(str(folder), model=str(desc)))
     # the same tokens as one request each: next-layer and pair figures need no request sequences
     ids = np.concatenate([s[1] for s in steps]).astype(model.id_dtype)
-    alone = TraceArrays(model, ids[:90], ids[90:], np.r_[0, np.full(98, 90)], np.r_[0, np.zeros(90, int), np.arange(1, 9)],
+    alone = TraceArrays(model, ids[:90], ids[90:], np.r_[0, np.full(98, 90)],
+                        np.r_[0, np.zeros(90, int), np.arange(1, 9)],
                         ())
     reference = compute_insights(alone)
     for f in ("next_layer_top20_coverage", "pair_coactivation_vs_random", "top10pct_pairs_share",

@@ -35,7 +35,8 @@ def test_vllm_old_form_drops_prefix_cached_rows_and_keeps_the_rest(tmp_path, cap
     assert list(trace.prefill_lengths) == [4, 6] and list(trace.decode_lengths) == [4, 1]
     pre, dec = rows_of(trace, 0)
     assert (pre == prompt[2:]).all() and (dec == gen).all()
-    assert "2 prefix-cached prompt rows (-1: vLLM ran no MoE for them in that request) left out" in capsys.readouterr().err
+    assert ("2 prefix-cached prompt rows (-1: vLLM ran no MoE for them in that request) left out"
+            in capsys.readouterr().err)
 
 
 def test_vllm_preempted_request_is_skipped_and_listed(tmp_path):
@@ -75,7 +76,8 @@ def test_vllm_new_form_splits_at_the_prompt_and_ignores_dense_planes(tmp_path):
 
 def test_vllm_model_named_in_the_response_needs_no_flag(tmp_path):
     m = MODELS["llama4"]
-    rec = vllm_old("q", routing(m, 2, 1), [routing(m, 1, 2)], model_name="meta-llama/Llama-4-Maverick-17B-128E-Instruct")
+    rec = vllm_old("q", routing(m, 2, 1), [routing(m, 1, 2)],
+                   model_name="meta-llama/Llama-4-Maverick-17B-128E-Instruct")
     trace = load_source(str(write_jsonl(tmp_path / "cap.jsonl", [rec])))
     assert trace.model is m
 
@@ -119,7 +121,8 @@ def test_sglang_schema_that_disagrees_with_the_model_is_a_bad_record(tmp_path):
     model, desc = tiny_model(tmp_path)
     rec = sglang_partitioned("r", model, all_layers(model, routing(model, 4, 1)), 3, 2)
     rec["meta_info"]["expert_ids_schema"]["moe_layer_ids"] = [0, 1, 2]
-    trace_path = write_jsonl(tmp_path / "log.jsonl", [rec, sglang_legacy("ok", all_layers(model, routing(model, 4, 2)), 3, 2)])
+    trace_path = write_jsonl(tmp_path / "log.jsonl",
+                             [rec, sglang_legacy("ok", all_layers(model, routing(model, 4, 2)), 3, 2)])
     trace = load_source(str(trace_path), model=str(desc))
     assert trace.skipped[0]["reason"] == ("line 1: expert_ids_schema's moe_layer_ids are not tiny-moe's MoE layers "
                                           "(3 layers, numbers 1..3)")

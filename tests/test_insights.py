@@ -29,7 +29,9 @@ def tiny_trace():
     a_dec = [((0, 1), (5, 6)), ((0, 2), (7, 8)), ((0, 3), (5, 9))]
     b_pre = [((1, 2), (3, 4))]
     b_dec = [((8, 9), (0, 1)), ((8, 9), (2, 3))]
-    arr = lambda rows: np.array(rows, dtype=np.uint8).reshape(len(rows), 2, 2)
+    def arr(rows):
+        return np.array(rows, dtype=np.uint8).reshape(len(rows), 2, 2)
+
     return concat_requests(TINY, [(arr(a_pre), arr(a_dec)), (arr(b_pre), arr(b_dec))], ["a.json", "b.json"])
 
 
@@ -151,7 +153,9 @@ def reference(trace) -> dict:
         out["prefill_decode_spearman"].append(num / den if den else None)
         for kk in (5, 10, 20):
             kk = min(kk, E)
-            top = lambda v: set(sorted(range(E), key=lambda e: (-v[e], e))[:kk])
+            def top(v, kk=kk):
+                return set(sorted(range(E), key=lambda e: (-v[e], e))[:kk])
+
             out[f"prefill_decode_topk_overlap_{kk if kk in (5, 10, 20) else 20}"].append(len(top(fp) & top(fd)) / kk)
         fa = [fp[e] + fd[e] for e in range(E)]
         out["hot_expert_max_over_mean"].append(max(fa) / (len(tokens) * k / E))

@@ -104,7 +104,8 @@ def test_a_real_source_is_not_synthetic_in_provenance(tmp_path, capsys):
 
 def test_provenance_is_a_light_core_module():
     code = "import waferview.report.provenance as p; p.provenance(); import sys; print(' '.join(sys.modules))"
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
     assert not {"numba", "textual", "numpy"} & loaded
 
 

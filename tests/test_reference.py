@@ -115,3 +115,21 @@ def test_reference_agreement_with_eviction_under_pressure(eviction):
         assert evictions > 0  # the case really exercises eviction
     else:
         assert evictions == 0
+
+
+@pytest.mark.parametrize("shape, modes", [((7, 5), [(p, q) for p in ("allo", "base") for q in ("heatmap", "lru")]),
+                                          ((33, 32), [("allo", "heatmap"), ("base", "lru")])])
+def test_engine_matches_reference_on_larger_meshes_with_copies(shape, modes):
+    # allo visits only the holders and their neighbours, and a read searches the copies only for experts that
+    # have some: on meshes past the random cases' 4x4 (33x32 has no distance table) with copies on mesh edges
+    rng = np.random.default_rng(shape[0])
+    model = tiny_model(num_experts=40, top_k=3, layers=2)
+    trace = random_trace(rng, model, requests=4, max_prefill=3, max_decode=4)
+    hw = tiny_hardware(*shape, link_bytes_per_ns=50.0)
+    options = PolicyOptions(block_size=2, max_split=3, top_n=6, copy_slots=3, eviction="admit")
+    copies = remote = 0
+    for placement, predictor in modes:
+        s, _ = compare(trace, hw, 16, 5, options, placement, predictor)
+        copies += s["copies_made"]
+        remote += s["hops"] > 0
+    assert copies > 0 and remote > 0

@@ -269,7 +269,9 @@ def test_allo_planner_worked_by_hand():
     # compute(n) = ceil(2*7168*2048*n*3 / 700,000): 75,498 for 600 tokens, 64,425 for 512, 119,790 for 952.
     planner = AlloPlanner(DEEPSEEK, PaperMesh(2, 1))
     home = home_of(4, 2)
-    holders = (lambda e: [home[e]])
+    def holders(e):
+        return [home[e]]
+
     # {0: 600, 1: 600}: die 0 is pre-charged 2 reads (59028). Expert 0: local 75498 (compute over the reads)
     # against remote 56613 + 75498 on die 1: local. Expert 1: local would be 2 * 75498 = 150996; remote
     # costs max(132111 on die 1, 75498 vs 3 reads = 88542 on die 0) = 132111: die 1.

@@ -159,7 +159,9 @@ def test_two_models_in_one_directory(tmp_path):
 def test_dataset_folders_of_two_models(tmp_path):
     write_dataset(tmp_path / "ds", "qwen3", {("mmlu", "x"): [(1, 1, 1)]})
     write_dataset(tmp_path / "ds", "kimi", {("mmlu", "x"): [(1, 1, 1)]})
-    with pytest.raises(InputError, match=r"Qwen3-235B-A22B-FP8/mmlu/x/1.json is qwen3, .*Kimi-K2-Thinking/mmlu/x/1.json is kimi; pass --model"):
+    with pytest.raises(InputError,
+                       match=r"Qwen3-235B-A22B-FP8/mmlu/x/1.json is qwen3, .*Kimi-K2-Thinking/mmlu/x/1.json is kimi; "
+                             r"pass --model"):
         load_source(str(tmp_path / "ds"))
     assert load_source(str(tmp_path / "ds" / "Qwen")).model.key == "qwen3"
 

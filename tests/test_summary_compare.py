@@ -127,12 +127,19 @@ def test_a_model_that_does_not_fit_warns_in_every_output(capsys, kimi_cache):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["summary", "{src}", "--placement", "nope"], "waferview summary: unknown placement mode 'nope': expected one of base, ep, allo"),
-    (["summary", "{src}", "--predictor", "magic"], "waferview summary: unknown predictor mode 'magic': expected one of off, heatmap, oracle, lru"),
-    (["summary", "{src}", "--mesh", "0x3"], "waferview summary: --mesh 0x3: width and height must be at least 1 (e.g. 5x5, 8x3)"),
-    (["compare", "{src}", "--modes", "allo-heatmap"], "waferview compare: --modes 'allo-heatmap': expected placement/predictor, e.g. allo/heatmap"),
-    (["compare", "{src}", "--modes", "allo/psychic"], "waferview compare: --modes 'allo/psychic': unknown predictor mode 'psychic': expected one of off, heatmap, oracle, lru"),
-    (["summary", "{src}", "--mesh", "{hw}"], "waferview summary: {hw}: link_bytes_per_ns must be a positive number, got -1741"),
+    (["summary", "{src}", "--placement", "nope"],
+     "waferview summary: unknown placement mode 'nope': expected one of base, ep, allo"),
+    (["summary", "{src}", "--predictor", "magic"],
+     "waferview summary: unknown predictor mode 'magic': expected one of off, heatmap, oracle, lru"),
+    (["summary", "{src}", "--mesh", "0x3"],
+     "waferview summary: --mesh 0x3: width and height must be at least 1 (e.g. 5x5, 8x3)"),
+    (["compare", "{src}", "--modes", "allo-heatmap"],
+     "waferview compare: --modes 'allo-heatmap': expected placement/predictor, e.g. allo/heatmap"),
+    (["compare", "{src}", "--modes", "allo/psychic"],
+     "waferview compare: --modes 'allo/psychic': unknown predictor mode 'psychic': expected one of off, heatmap, "
+     "oracle, lru"),
+    (["summary", "{src}", "--mesh", "{hw}"],
+     "waferview summary: {hw}: link_bytes_per_ns must be a positive number, got -1741"),
 ])
 def test_bad_options_are_one_line_and_exit_2(capsys, qwen_cache, tmp_path, argv, message):
     hw = tmp_path / "hw.json"
@@ -145,7 +152,8 @@ def test_bad_options_are_one_line_and_exit_2(capsys, qwen_cache, tmp_path, argv,
 
 @pytest.mark.parametrize("argv, message", [
     (["--batch", "0"], "argument --batch: 0: out of range; expected a number of requests from 1 to 1,048,576 (64x"),
-    (["--block-size", "0"], "argument --block-size: 0: out of range; expected a number of tokens from 1 to 2,147,483,647"),
+    (["--block-size", "0"],
+     "argument --block-size: 0: out of range; expected a number of tokens from 1 to 2,147,483,647"),
     (["--bytes-per-param", "0"], "argument --bytes-per-param: '0': expected bytes per weight, a number in (0, 8]"),
     (["--seed", "-1"], "argument --seed: -1: out of range; expected a seed from 0 to 9,223,372,036,854,775,807"),
 ])

@@ -102,7 +102,8 @@ def test_the_paper_grid():
     cells = {(c.trace, c.ns.mesh, c.ns.batch, c.columns["strategy"]) for c in plan.configs}
     assert len(cells) == 120
     assert {c.columns["strategy"] for c in plan.configs} == {"Base", "EP", "Pred Only", "Allo Only", "Allo+Pred"}
-    assert {c.ns.mesh for c in plan.configs} == {"5x5", "8x3"} and {c.ns.batch for c in plan.configs} == {4096, 8192, 16384}
+    assert {c.ns.mesh for c in plan.configs} == {"5x5", "8x3"}
+    assert {c.ns.batch for c in plan.configs} == {4096, 8192, 16384}
     assert [c.ns.model for c in plan.configs[::30]] == ["deepseek", "kimi", "llama4", "qwen3"]
 
 
@@ -111,7 +112,8 @@ def test_grid_file_equals_the_command_line(tmp_path, capsys):
     f.write_text('models = ["llama4"]\nbatches = [6]\nmeshes = ["2x2", "3x1"]\nstrategies = ["Base", "Allo+Pred"]\n'
                  'strict = true\n[set]\ntop-n = [3, 5]\n')
     from_file = _json_rows(capsys, str(f), "--workers", "0")
-    from_cli = _json_rows(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--top-n", "3,5", "--workers", "0", "--strict")
+    from_cli = _json_rows(capsys, *TINY, "--strategies", "Base,Allo+Pred", "--top-n", "3,5", "--workers", "0",
+                          "--strict")
     assert from_file["rows"] == from_cli["rows"]
     assert len(from_file["rows"]) == 2 * 2 * 2
     assert from_cli["sweep"]["cached"] == 8 and from_cli["sweep"]["computed"] == 0   # the second run read the cache
@@ -254,7 +256,8 @@ def test_a_real_local_ray_instance_gives_the_rows_of_the_pool(tmp_path, capsys):
 
     temp = tempfile.mkdtemp(prefix="wvray", dir="/tmp")   # Ray's socket paths must stay short
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+                             f"--port={port}",
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
                              f"--temp-dir={temp}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -75,7 +75,8 @@ def test_label_survives_the_cache_and_shows_in_the_table(synthetic_ds, capsys):
         assert main(["summary", str(synthetic_ds), "--mesh", "2x2"]) == 0
         table = capsys.readouterr().out
         assert table.splitlines()[0] == f"waferview summary: {synthetic_ds} (synthetic)"
-        assert [line.split() for line in table.splitlines() if line.split()[:1] == ["synthetic"]] == [["synthetic", "yes"]]
+        rows = [line.split() for line in table.splitlines() if line.split()[:1] == ["synthetic"]]
+        assert rows == [["synthetic", "yes"]]
 
 
 def test_compare_and_insights_label_synthetic(synthetic_ds, capsys):
@@ -141,7 +142,8 @@ def test_force_adds_and_keeps_the_earlier_run_in_the_manifest(synthetic_ds, caps
 # ---- folder names, modes, symlinks --------------------------------------------------------------
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--benchmark", "../../../../escaped", "--benchmark '../../../../escaped': expected plain folder names ('..' would leave the dataset layout)"),
+    ("--benchmark", "../../../../escaped",
+     "--benchmark '../../../../escaped': expected plain folder names ('..' would leave the dataset layout)"),
     ("--benchmark", "a/../../b", "--benchmark 'a/../../b': expected plain folder names ('..' would leave"),
     ("--subject", "/etc", "--subject '/etc': expected a plain relative folder name"),
     ("--subject", ".hidden", "--subject '.hidden': a folder name may not start with '.'"),
@@ -313,7 +315,8 @@ def test_request_counts_in_the_usual_notations(text, value):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--requests", "1.5e3"], "argument --requests: '1.5e3': expected a whole number of requests (e.g. 1000, 1e5, 10^6)"),
+    (["--requests", "1.5e3"],
+     "argument --requests: '1.5e3': expected a whole number of requests (e.g. 1000, 1e5, 10^6)"),
     (["--requests", "ten"], "argument --requests: 'ten': expected a whole number of requests (e.g. 1000, 1e5, 10^6)"),
     (["--seed", "-1"], "argument --seed: -1: expected a whole number from 0 to 2^63-1"),
     (["--seed", str(10**20)], f"argument --seed: {10**20}: expected a whole number from 0 to 2^63-1"),
@@ -332,7 +335,8 @@ def test_cache_over_a_file_that_is_not_a_cache_is_refused(tmp_path, capsys):
     precious = tmp_path / "notes.wvtrace"
     precious.write_text("not a cache")
     assert main(["synth", *SMALL, "--cache", str(precious)]) == 2
-    assert "exists and is not a waferview cache; refusing to overwrite it (--force replaces it)" in capsys.readouterr().err
+    assert ("exists and is not a waferview cache; refusing to overwrite it (--force replaces it)"
+            in capsys.readouterr().err)
     assert precious.read_text() == "not a cache"
     assert main(["synth", *SMALL, "--cache", str(precious), "--force"]) == 0
     assert load_source(str(precious)).synthetic

@@ -276,3 +276,22 @@ async def test_grid_colours_follow_the_theme():
         nord = {c: grid.get_component_rich_style(c) for c in dark}
         assert all(dark[c].color != nord[c].color and nord[c].color is not None for c in dark)
         assert "!100" in grid_text(app)                          # redrawn in the new colours
+
+
+@async_test
+async def test_a_mesh_too_big_for_the_pane_says_so_and_redraws_when_it_fits():
+    app = app_for("qwen3", "25x25")            # at 80x24 the grid pane is 48 cells wide; 25 dies need 49
+    async with app.run_test(size=(80, 24)) as pilot:
+        await step(pilot)
+        grid = app.query_one("#grid-a", DieGrid)
+        text = grid_text(app)
+        assert "the 25x25 die grid needs 49x25 cells," in text
+        assert f"this pane has {grid.size.width}x{grid.size.height}:" in text
+        assert "enlarge the terminal or use a smaller --mesh" in text
+        assert "█" not in text and "·" not in text       # no cropped corner of the wafer drawn as if whole
+        assert all(grid.element_at(x, y) is None for y in range(grid.size.height) for x in range(grid.size.width))
+        await pilot.resize_terminal(200, 80)
+        await pilot.pause()
+        assert "needs" not in grid_text(app)
+        drawn = {grid.element_at(x, y) for y in range(grid.size.height) for x in range(grid.size.width)}
+        assert ("die", 0) in drawn and ("die", 624) in drawn

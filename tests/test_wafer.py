@@ -70,7 +70,8 @@ def test_bad_mesh_names(spec, message):
     ({"hop_latency_ns": -1}, "hop_latency_ns must be a number >= 0, got -1"),
     ({"hbm_reserved_fraction": 1.0}, "hbm_reserved_fraction must be in [0, 1), got 1.0"),
     ({"bandwidth": 3}, "unknown field(s) bandwidth"),
-    ({"compute_efficiency": {"qwen3": [[None, 1.5]]}}, "compute_efficiency['qwen3']: efficiency must be in (0, 1], got 1.5"),
+    ({"compute_efficiency": {"qwen3": [[None, 1.5]]}},
+     "compute_efficiency['qwen3']: efficiency must be in (0, 1], got 1.5"),
 ])
 def test_bad_hardware_files_name_the_file_and_the_field(tmp_path, fields, message):
     path = tmp_path / "hw.json"
@@ -151,19 +152,61 @@ def test_kernel_routes_equal_the_python_definition(shape, order):
             if mesh.distance(a, b) == 1:
                 assert routes.link_index(tables, a, b) == mesh.link_index(a, b)
     bytes_on = np.zeros(mesh.num_links, dtype=np.int64)
-    routes.add_route_bytes(tables.nbr_offsets, tables.die_x, tables.die_y, tables.width, tables.route_order, 0, D - 1, 7,
-                           bytes_on)
+    routes.add_route_bytes(tables.nbr_offsets, tables.die_x, tables.die_y, tables.width, tables.route_order,
+                           0, D - 1, 7, bytes_on)
     assert sorted(np.flatnonzero(bytes_on).tolist()) == sorted(mesh.route(0, D - 1, order))
 
 
-def test_big_mesh_tables_are_linear_in_dies():
+def reference_neighbour_pairs(w: int, h: int) -> list[tuple[int, int]]:
+    """Directed links as the mesh defines them: every die to each neighbour, by source then destination id."""
+    pairs = []
+    for a in range(w * h):
+        x, y = a % w, a // w
+        for nx, ny in ((x, y - 1), (x - 1, y), (x + 1, y), (x, y + 1)):   # ascending destination ids
+            if 0 <= nx < w and 0 <= ny < h:
+                pairs.append((a, ny * w + nx))
+    return pairs
+
+
+def reference_route(w: int, a: int, b: int, order: str) -> list[tuple[int, int]]:
+    """The hops (from die, to die) of the dimension-order route a -> b: all of the first axis, then the other."""
+    x, y, bx, by = a % w, a // w, b % w, b // w
+    hops = []
+    for axis in order:
+        while (x, y)[axis == "y"] != (bx, by)[axis == "y"]:
+            nx = x + (bx > x) - (bx < x) if axis == "x" else x
+            ny = y + (by > y) - (by < y) if axis == "y" else y
+            hops.append((y * w + x, ny * w + nx))
+            x, y = nx, ny
+    return hops
+
+
+@pytest.mark.parametrize("order", ["xy", "yx"])
+def test_big_mesh_routes_equal_the_plain_python_definition_with_tables_linear_in_dies(order):
     from waferview.wafer import routes
 
-    mesh = Mesh(48, 48)
-    tables = mesh.tables()
-    assert tables.dist.size == 0 and mesh.links.shape == (2 * 2 * 47 * 48, 2)
-    rng = np.random.default_rng(0)
+    w = h = 48
+    mesh = Mesh(w, h)
+    tables = mesh.tables(order)
+    D, n_links = mesh.num_dies, mesh.num_links
+    assert [tuple(p) for p in mesh.links.tolist()] == reference_neighbour_pairs(w, h)
+    # nothing dies x dies: every table is a few entries per die or per link (a 64x64 table would be 128 MB)
+    assert tables.dist.size == 0
+    table_bytes = sum(getattr(tables, f).nbytes for f in ("nbr_offsets", "dist", "die_x", "die_y"))
+    assert table_bytes + mesh.links.nbytes <= 32 * (D + n_links)
+    rng = np.random.default_rng(48)
+    pairs = [(int(a), int(b)) for a, b in rng.integers(0, D, size=(300, 2))]
+    pairs += [(0, D - 1), (D - 1, 0), (w - 1, D - w), (5, 5), (0, 1), (w, 0)]   # corners, a die to itself
     buf = routes.route_buffer(mesh)
-    for a, b in rng.integers(0, mesh.num_dies, size=(200, 2)):
-        n = routes.route_into(tables, int(a), int(b), buf)
-        assert list(buf[:n]) == mesh.route(int(a), int(b)) and routes.distance(tables, a, b) == n
+    for a, b in pairs:
+        expected = reference_route(w, a, b, order)
+        n = routes.route_into(tables, a, b, buf)
+        assert [tuple(mesh.links[i]) for i in buf[:n]] == expected, (a, b)
+        assert routes.distance(tables, a, b) == len(expected) == abs(a % w - b % w) + abs(a // w - b // w)
+        nbytes = np.zeros(n_links, dtype=np.int64)
+        routes.add_route_bytes(tables.nbr_offsets, tables.die_x, tables.die_y, tables.width, tables.route_order,
+                               a, b, 3, nbytes)
+        assert sorted(tuple(mesh.links[i]) for i in np.flatnonzero(nbytes)) == sorted(expected)
+        assert set(nbytes[nbytes > 0].tolist()) <= {3}
+        for src, dst in expected:
+            assert routes.link_index(tables, src, dst) == mesh.link_index(src, dst)

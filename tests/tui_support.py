@@ -179,7 +179,8 @@ class ScriptedEngine:
         if link_ns.max() >= busy.max():
             link = int(np.argmax(link_ns))
             a, b = (int(v) for v in mesh.links[link])
-            bound = dict(bound_kind="link", bound_die=-1, bound_link=link, bound_share=1.0, bound_label=f"link {a}->{b}")
+            bound = dict(bound_kind="link", bound_die=-1, bound_link=link, bound_share=1.0,
+                         bound_label=f"link {a}->{b}")
         else:
             die = int(np.argmax(busy))
             parts = (compute[die], hbm_ns[die], links_ns[die])
@@ -190,7 +191,8 @@ class ScriptedEngine:
         return ScriptedFrame(
             seq=position + 1, total=self.total, step=step, layer_index=layer, layer_id=layer,
             phase="prefill" if step == 0 else "decode", placement=self.placement, predictor=self.predictor,
-            links=self.links, token_selections=int(tokens.sum()), die_busy_ns=busy, die_tokens=die_tokens, die_copies=copies,
+            links=self.links, token_selections=int(tokens.sum()), die_busy_ns=busy, die_tokens=die_tokens,
+            die_copies=copies,
             link_bytes=link_bytes, layer_time_ns=layer_ns, local_read_bytes=int(hbm.sum() - d2d.sum()),
             remote_read_bytes=int(d2d.sum()), local_write_bytes=int(copied.sum()) * self.EXPERT_BYTES,
             hops=int(sum(self.hops(s, d) for s, d in zip(source, dies))), weight_reads=len(experts),

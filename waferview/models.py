@@ -101,7 +101,8 @@ MODELS: dict[str, ModelSpec] = {
     for m in (
         ModelSpec("qwen3", "Qwen/Qwen3-235B-A22B-FP8", 94, (), False, 8, 128, 4096, 1536),
         ModelSpec("deepseek", "cognitivecomputations/DeepSeek-R1-AWQ", 61, (0, 1, 2), False, 8, 256, 7168, 2048),
-        ModelSpec("llama4", "meta-llama/Llama-4-Maverick-17B-128E-Instruct", 48, tuple(range(0, 48, 2)), False, 1, 128, 5120, 8192),
+        ModelSpec("llama4", "meta-llama/Llama-4-Maverick-17B-128E-Instruct", 48, tuple(range(0, 48, 2)), False, 1, 128,
+                  5120, 8192),
         ModelSpec("kimi", "moonshotai/Kimi-K2-Thinking", 61, (0,), True, 8, 384, 7168, 2048),
     )
 }

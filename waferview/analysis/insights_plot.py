@@ -34,7 +34,8 @@ def panels(tables: dict, layer: int | None = None, layer_ids=None) -> tuple[int,
             ("next_layer", tables["next_layer"][layer], freq[target], f"layer {ids[layer]} -> {ids[target]}"),
             ("next_token", tables["next_token"][layer], tables["freq_dec"][layer],
              f"token t -> t+1, layer {ids[layer]}")):
-        rows = np.lexsort((np.arange(len(freq[layer])), -freq[layer] if figure == "next_layer" else -tables["freq_dec"][layer]))
+        rows = np.lexsort((np.arange(len(freq[layer])),
+                           -freq[layer] if figure == "next_layer" else -tables["freq_dec"][layer]))
         cols = np.lexsort((np.arange(len(col_freq)), -col_freq))
         out.append({"figure": figure, "title": title, "matrix": np.asarray(matrix)[np.ix_(rows, cols)],
                     "rows": rows, "cols": cols})

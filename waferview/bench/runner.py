@@ -246,5 +246,6 @@ def _mode_table(ref: dict | None) -> list[str]:
            f"  {'mode':<16}{'engine layers/s':>16}{'reference layers/s':>20}{'speedup':>10}  agree"]
     for x in ref["modes"]:
         out.append(f"  {x['placement'] + '/' + x['predictor']:<16}{x['engine_layers_per_s']:>16,.0f}"
-                   f"{x['reference_layers_per_s']:>20,.1f}{x['speedup']:>9,.0f}x  {'yes' if x['outputs_agree'] else 'NO'}")
+                   f"{x['reference_layers_per_s']:>20,.1f}{x['speedup']:>9,.0f}x  "
+                   f"{'yes' if x['outputs_agree'] else 'NO'}")
     return out

@@ -58,13 +58,15 @@ class BenchSizes:
 
 FULL = BenchSizes(
     name="full", ref_model="deepseek", ref_requests=512, ref_max_decode=3, ref_prefill_median=4.0,
-    engine_repeats=3, rate_models=("qwen3", "deepseek"), rate_batches=(4096, 16384), pool_requests=16384, pool_max_decode=None,
+    engine_repeats=3, rate_models=("qwen3", "deepseek"), rate_batches=(4096, 16384),
+    pool_requests=16384, pool_max_decode=None,
     sweep_models=ALL_MODELS, sweep_batches=PAPER_BATCHES, sweep_meshes=PAPER_MESHES,
     ingest_requests=32, ingest_repeats=3, rss_model="qwen3", rss_batch=16384, start=True)
 
 QUICK = BenchSizes(
     name="quick", ref_model="deepseek", ref_requests=256, ref_max_decode=3, ref_prefill_median=4.0,
-    engine_repeats=3, rate_models=("qwen3", "deepseek"), rate_batches=(4096, 16384), pool_requests=1024, pool_max_decode=None,
+    engine_repeats=3, rate_models=("qwen3", "deepseek"), rate_batches=(4096, 16384),
+    pool_requests=1024, pool_max_decode=None,
     sweep_models=("qwen3",), sweep_batches=PAPER_BATCHES, sweep_meshes=PAPER_MESHES,
     ingest_requests=8, ingest_repeats=3, rss_model="qwen3", rss_batch=16384, start=True,
     pool_batch=1024, grid_models=("qwen3",), circuit_batch=1024)

@@ -243,8 +243,8 @@ def ingest_figures(ws: Workspace, sizes: BenchSizes, progress=None) -> dict:
             "cache_bytes_over_json_bytes": ratio_by_model,
             "cache_bytes_over_json_bytes_all_models": all_cache / all_json,
             "details": {"ingest": {"files_per_model": sizes.ingest_requests, "by_model": per_model,
-                                   "method": "JSON files -> TraceArrays -> .wvtrace (ingest + save_cache with its fsync, "
-                                             "files read from the page cache) against orjson.loads of the same "
+                                   "method": "JSON files -> TraceArrays -> .wvtrace (ingest + save_cache with its "
+                                             "fsync, files read from the page cache) against orjson.loads of the same "
                                              "bytes already in memory with the cyclic GC paused (the parse "
                                              "alone; ingest pauses it too); best of "
                                              f"{sizes.ingest_repeats}"}}}

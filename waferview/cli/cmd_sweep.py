@@ -66,7 +66,8 @@ def add_arguments(p):
     x.add_argument("--yes", action="store_true", help="run a grid of more than 100,000 configurations")
     o = p.add_argument_group("output")
     o.add_argument("--csv", default=None, metavar="FILE", help="write the rows as CSV as they finish (- = stdout)")
-    o.add_argument("--jsonl", default=None, metavar="FILE", help="write one JSON row per line as they finish (- = stdout)")
+    o.add_argument("--jsonl", default=None, metavar="FILE",
+                   help="write one JSON row per line as they finish (- = stdout)")
     o.add_argument("--json", action="store_true", help="print one JSON object ({\"rows\": [...], \"sweep\": {...}}) "
                                                       "instead of the table")
     o.add_argument("--plot", default=None, metavar="FILE",

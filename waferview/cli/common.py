@@ -45,13 +45,13 @@ The 64 MB LLC and token activations are not modelled (an LLC holds < 2 expert ma
 
 Each (step, MoE layer): the batch's token selections per expert -> tasks (expert, die, tokens) from
 --placement (base: experts round-robin over dies from a seeded random start per layer; ep: each on
-its home die; allo: the paper's Algorithm 1) -> a task reads the whole expert from its own HBM when its die holds it (home or copy),
-else from the nearest holder along the XY route (the weights cross every link of the route, a 16 B
-header goes back) -> --predictor may copy a remote read to the reading die (heatmap: the paper's
-cross-token heatmap; oracle: the next step's true routing; lru: every remote read). A die's copy
-space is its free HBM; when full, --eviction admit (default) drops its least recently used copy only
-for an expert the die has read more often, lru always drops it, never (the paper) keeps every copy and
-stops copying. Experts are BF16 (--bytes-per-param 2).
+its home die; allo: the paper's Algorithm 1) -> a task reads the whole expert from its own HBM when
+its die holds it (home or copy), else from the nearest holder along the XY route (the weights cross
+every link of the route, a 16 B header goes back) -> --predictor may copy a remote read to the
+reading die (heatmap: the paper's cross-token heatmap; oracle: the next step's true routing; lru:
+every remote read). A die's copy space is its free HBM; when full, --eviction admit (default) drops
+its least recently used copy only for an expert the die has read more often, lru always drops it,
+never (the paper) keeps every copy and stops copying. Experts are BF16 (--bytes-per-param 2).
 Die busy = max(max(compute_local, HBM), d2d_in) + compute_remote + 300 ns (+ 200 ns x its longest
 route); layer time = max(slowest die, busiest link): layers are separated by a barrier.
 """
@@ -178,7 +178,8 @@ def whole_number(low: int, high: int, what: str, why: str = ""):
         try:
             value = int(text.strip().replace("_", ""), 10)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected {what}, an integer from {low:,} to {high:,}") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected {what}, an integer from {low:,} to {high:,}") from None
         if not low <= value <= high:
             shown = text if len(text) <= 30 else text[:27] + "..."
             raise argparse.ArgumentTypeError(f"{shown}: out of range; expected {what} from {low:,} to {high:,}"
@@ -250,8 +251,6 @@ def links_from_args(args) -> str:
 def engine_from_args(args, trace, *, placement: str | None = None, predictor: str | None = None, workload=None):
     """An Engine for `trace` from the parsed simulation options (modes may be overridden; workload: a batch
     drawing shared with other engines, drawn with the same batch options)."""
-    import inspect
-
     from waferview.sim.engine import Engine
     from waferview.wafer.hardware import load_hardware
 

@@ -499,7 +499,8 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
     st_time, st_kind, st_chain, st_prio, _, st_res0, st_nres, _ = st
     admit_list = np.empty(S, dtype=np.int64)
     work = (np.empty(S, dtype=np.int64), np.empty(route_room + 4, dtype=np.int64), admit_list, pool,
-            np.empty(S if not head_of_line else 1, dtype=np.int64), np.empty(S if not head_of_line else 1, dtype=np.int64),
+            np.empty(S if not head_of_line else 1, dtype=np.int64),
+            np.empty(S if not head_of_line else 1, dtype=np.int64),
             np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64), np.empty(2, dtype=np.int64))
     out = (np.full(D, -1, dtype=np.int64), np.zeros(D, dtype=np.int64), np.zeros(D), np.zeros(D), np.zeros(D),
            np.zeros(D), buffers.link_bytes, buffers.die_hbm_bytes, buffers.die_d2d_bytes, buffers.copy_writes,

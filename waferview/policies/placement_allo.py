@@ -39,6 +39,7 @@ from numba import njit
 from waferview.modes import register_placement
 from waferview.policies.allo_study import STUDY_MIN_CANDIDATES, STUDY_MIN_THRESHOLD, study_allo_tasks
 from waferview.policies.base import PlacementMode
+from waferview.policies.tasks import copied_experts
 from waferview.wafer.routes import distance
 
 
@@ -56,8 +57,9 @@ def allo_tasks(counts, home, copies_l, mesh, rates, block_size, max_split):
 
 @njit(nogil=True, cache=True)
 def _active_expert_copied(counts, home, copies_l):
+    any_copy = copied_experts(copies_l)
     for e in range(counts.shape[0]):
-        if counts[e] > 0:
+        if counts[e] > 0 and any_copy[e]:
             for d in range(copies_l.shape[0]):
                 if copies_l[d, e] and d != home[e]:
                     return True
@@ -67,9 +69,12 @@ def _active_expert_copied(counts, home, copies_l):
 @njit(nogil=True, cache=True)
 def allo_plan(counts, home, copies_l, use_copies, mesh, rates, block_size, max_split):
     """Algorithm 1 with the home dies, plus the copies if use_copies, as holders:
-    (task_e, task_d, task_tok, estimated layer time in ns). mesh: wafer.mesh.MeshTables, rates: sim.state.Rates."""
+    (task_e, task_d, task_tok, estimated layer time in ns). mesh: wafer.mesh.MeshTables, rates: sim.state.Rates.
+    Only the holders and their neighbours are visited (in die order, as a scan of every die would), so a
+    big mesh costs what its copies do, not dies x experts x holders."""
     E = counts.shape[0]
     D = mesh.num_dies
+    w, h = mesh.width, mesh.height
     hop_latency = rates.hop_latency
     est_cl = np.zeros(D)
     est_cr = np.zeros(D)
@@ -77,13 +82,15 @@ def allo_plan(counts, home, copies_l, use_copies, mesh, rates, block_size, max_s
     est_d2d = np.zeros(D)
     n_active = 0
     total = 0
+    room = 0    # tasks at most: an expert's tasks are at most its blocks, and at most the dies
     for e in range(E):
         if counts[e] > 0:
             n_active += 1
             total += counts[e]
-    task_e = np.empty(n_active * D, dtype=np.int64)
-    task_d = np.empty(n_active * D, dtype=np.int64)
-    task_tok = np.empty(n_active * D, dtype=np.int64)
+            room += min(D, (counts[e] + block_size - 1) // block_size)
+    task_e = np.empty(room, dtype=np.int64)
+    task_d = np.empty(room, dtype=np.int64)
+    task_tok = np.empty(room, dtype=np.int64)
     if n_active == 0:
         return task_e[:0], task_d[:0], task_tok[:0], 0.0
     active = np.empty(n_active, dtype=np.int64)
@@ -99,22 +106,42 @@ def allo_plan(counts, home, copies_l, use_copies, mesh, rates, block_size, max_s
     per_token = rates.flops_per_token / rates.flops_per_ns
     src = np.empty(D, dtype=np.int64)
     holder = np.zeros(D, dtype=np.bool_)
+    near = np.zeros(D, dtype=np.bool_)   # die within 1 hop of a holder (reset after each expert)
     cand = np.empty(D, dtype=np.int64)
     key = np.empty(D)
     assigned = np.zeros(D, dtype=np.int64)
     n_tasks = 0
     holders = np.empty(D, dtype=np.int64)
+    nearby = np.empty(D, dtype=np.int64)  # the candidates in die order
+    any_copy = copied_experts(copies_l) if use_copies else np.zeros(E, dtype=np.uint8)
     for e in order:
         r = counts[e]
         # holders: home first, then copies by die id (the engine's nearest-holder tie order)
         holders[0] = home[e]
         n_h = 1
-        for h in range(D):
-            if use_copies and copies_l[h, e] and h != home[e]:
-                holders[n_h] = h
-                n_h += 1
+        if use_copies and any_copy[e]:
+            for d in range(D):
+                if copies_l[d, e] and d != home[e]:
+                    holders[n_h] = d
+                    n_h += 1
+        # candidates: every die within one hop of a holder, collected then put in die order
+        n_near = 0
+        for i in range(n_h):
+            x, y = mesh.die_x[holders[i]], mesh.die_y[holders[i]]
+            for k in range(5):
+                nx = x + (0, 0, -1, 1, 0)[k]
+                ny = y + (0, -1, 0, 0, 1)[k]
+                if 0 <= nx < w and 0 <= ny < h:
+                    d = ny * w + nx
+                    if not near[d]:
+                        near[d] = True
+                        nearby[n_near] = d
+                        n_near += 1
+        nearby[:n_near].sort()
         n_cand = 0
-        for d in range(D):
+        for j in range(n_near):
+            d = nearby[j]
+            near[d] = False
             s = holders[0]
             ds = distance(mesh, d, s)
             for i in range(1, n_h):
@@ -124,23 +151,21 @@ def allo_plan(counts, home, copies_l, use_copies, mesh, rates, block_size, max_s
                     ds = di
             src[d] = s
             holder[d] = s == d
-            assigned[d] = 0
-            if ds <= 1:
-                base = max(max(est_cl[d], est_dram[d]), est_d2d[d]) + est_cr[d]
-                if not holder[d]:
-                    base += read_link + ds * hop_latency
-                # insertion sort by (key, rank, id), rank 0 = home, 1 = other holder, 2 = not a holder;
-                # d ascending so id ties are already in order
-                rank_d = 0 if d == home[e] else (1 if holder[d] else 2)
-                i = n_cand
-                while i > 0 and (key[i - 1] > base or (key[i - 1] == base and rank_d < (
-                        0 if cand[i - 1] == home[e] else (1 if holder[cand[i - 1]] else 2)))):
-                    key[i] = key[i - 1]
-                    cand[i] = cand[i - 1]
-                    i -= 1
-                key[i] = base
-                cand[i] = d
-                n_cand += 1
+            base = max(max(est_cl[d], est_dram[d]), est_d2d[d]) + est_cr[d]
+            if not holder[d]:
+                base += read_link + ds * hop_latency
+            # insertion sort by (key, rank, id), rank 0 = home, 1 = other holder, 2 = not a holder;
+            # d ascending so id ties are already in order
+            rank_d = 0 if d == home[e] else (1 if holder[d] else 2)
+            i = n_cand
+            while i > 0 and (key[i - 1] > base or (key[i - 1] == base and rank_d < (
+                    0 if cand[i - 1] == home[e] else (1 if holder[cand[i - 1]] else 2)))):
+                key[i] = key[i - 1]
+                cand[i] = cand[i - 1]
+                i -= 1
+            key[i] = base
+            cand[i] = d
+            n_cand += 1
         m = min(n_cand, max(max_split, r // thr))
         remaining = r
         while remaining > 0:
@@ -176,12 +201,14 @@ def allo_plan(counts, home, copies_l, use_copies, mesh, rates, block_size, max_s
                     est_dram[src[best]] += read_hbm
             assigned[best] += b
             remaining -= b
-        for d in range(D):
+        for j in range(n_near):   # only candidates were assigned; in die order, as before
+            d = nearby[j]
             if assigned[d] > 0:
                 task_e[n_tasks] = e
                 task_d[n_tasks] = d
                 task_tok[n_tasks] = assigned[d]
                 n_tasks += 1
+                assigned[d] = 0
     est_max = 0.0
     for d in range(D):
         est_max = max(est_max, max(max(est_cl[d], est_dram[d]), est_d2d[d]) + est_cr[d])

@@ -23,3 +23,14 @@ def active_experts(counts):
             task_tok[j] = counts[e]
             j += 1
     return task_e, task_tok
+
+
+@njit(nogil=True, cache=True)
+def copied_experts(copies_l):
+    """(E,) uint8, non-zero for the experts some die holds a copy (or a slice) of in this layer: one pass in
+    memory order, so the per-expert searches over every die (a strided column each) run only for those."""
+    any_copy = np.zeros(copies_l.shape[1], dtype=np.uint8)
+    for d in range(copies_l.shape[0]):
+        for e in range(copies_l.shape[1]):
+            any_copy[e] |= copies_l[d, e]
+    return any_copy

@@ -143,7 +143,8 @@ def _option_defaults() -> dict:
 
     from waferview.policies.base import PolicyOptions
 
-    fields = {f.name: f.default for f in dataclasses.fields(PolicyOptions) if f.name not in ("circuit_rules", "profile")}
+    fields = {f.name: f.default for f in dataclasses.fields(PolicyOptions)
+              if f.name not in ("circuit_rules", "profile")}
     return {**fields, "links": "fluid", "circuit_off": ()}
 
 

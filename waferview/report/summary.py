@@ -43,7 +43,8 @@ FIELD_DOCS = {
     'header_bytes': '16 B request headers of remote reads (on the links, reader to holder)',
     'weight_reads': 'expert weight reads (tasks): one whole expert matrix each',
     'cache_hit_rate': "weight reads served by the reading die's own HBM (home or copy) / all weight reads",
-    'predictor_precision': "sum|P & A| / sum|P| over (step, layer), P = union of the dies' predicted sets, A = experts active in that layer at the next step (null when predictor is off)",
+    'predictor_precision': "sum|P & A| / sum|P| over (step, layer), P = union of the dies' predicted sets, A = experts "
+                           "active in that layer at the next step (null when predictor is off)",
     'predictor_recall': 'sum|P & A| / sum|A| over the same (step, layer) pairs (null when predictor is off)',
     'copies_made': 'predictor copies written; evictions: copies dropped to make room',
     'copy_reads': 'weight reads served by a predictor copy on the reading die (copies that paid off)',
@@ -55,16 +56,21 @@ FIELD_DOCS = {
     'compute_efficiency': "share of peak FLOPS reached, by model and batch (the authors' calibration)",
     'fits_in_hbm': "every die's home expert weights fit its usable HBM (80 GB less the 10% reserve)",
     'hbm_note': 'why the model does not fit, when it does not',
-    'profile': "the profile the choices below default from: waferview (waferview's model) or paper (the study's simulator)",
-    'links': 'link model: fluid (full-duplex bandwidth bound) or circuit (the study\'s discipline: slices as circuits over half-duplex edges)',
+    'profile': "the profile the choices below default from: waferview (waferview's model) or paper (the study's "
+               "simulator)",
+    'links': 'link model: fluid (full-duplex bandwidth bound) or circuit (the study\'s discipline: slices as circuits '
+             'over half-duplex edges)',
     'route_order': 'route dimension order: xy (x first) or yx (y first, the study: along die id div width first)',
-    'base_order': 'base: seeded (a seeded round-robin) or first-seen (the study: by first appearance, die (k + 7) mod dies)',
+    'base_order': 'base: seeded (a seeded round-robin) or first-seen (the study: by first appearance, die (k + 7) mod '
+                  'dies)',
     'allo_planner': "allo: waferview (Algorithm 1 as the paper describes it) or study (the study's code)",
     'read_from': 'a remote read comes from the nearest holder, or from the home die (the study)',
     'heatmap_rule': "heatmap predictor: waferview's rule or the study's (its heatmap, argsort, copy predicate)",
-    'copy_region': "copy store: slots (whole experts in free HBM), or a per-die region of slices (the study's 50GiB, or unbounded)",
-    'batch_order': 'batch: a seeded permutation of the requests, or the study\'s order (subject folder, then file name)',
-    'prefill_rule': 'step 0 is the prefill (position), or, as the study, only when its last request has a longer prompt',
+    'copy_region': "copy store: slots (whole experts in free HBM), or a per-die region of slices (the study's 50GiB, "
+                   "or unbounded)",
+    'batch_order': "batch: a seeded permutation of the requests, or the study's order (subject folder, then file name)",
+    'prefill_rule': 'step 0 is the prefill (position), or, as the study, only when its last request has a longer '
+                    'prompt',
     'max_steps': 'at most this many steps (the prefill included), or null for the whole trace',
     'circuit_rules_off': "rules of the circuit model switched off (waferview explain's decomposition)",
     'paper_throughput': "the study's formula: batch x 128 / decode time (128 whatever was simulated)",

@@ -59,7 +59,8 @@ class CopyStore:
     def __init__(self, layers: int, dies: int, experts: int, slots: np.ndarray, eviction: str,
                  region_slices: int | None = None):
         if region_slices is None:
-            keys, capacity, rule = layers * experts, np.ascontiguousarray(slots, dtype=np.int64), EVICTION_CODES[eviction]
+            keys, rule = layers * experts, EVICTION_CODES[eviction]
+            capacity = np.ascontiguousarray(slots, dtype=np.int64)
         else:
             unbounded = region_slices < 0
             keys = layers * experts * SLICES

@@ -65,11 +65,13 @@ def explain(trace, hardware, options, *, batch=None, seed=0, one_off=False, run=
         for rule in STEPS:
             opts = replace(full, circuit_rules=CircuitRules.without([rule]))
             row = measure(f"without {rule.replace('_', ' ')}", rule, opts, "circuit")
-            row["base_slower_by"] = reference["base_decode_ms"] / row["base_decode_ms"] if row["base_decode_ms"] else None
+            row["base_slower_by"] = (reference["base_decode_ms"] / row["base_decode_ms"] if row["base_decode_ms"]
+                                     else None)
             offs.append(row)
         if route_last != "xy":
             row = measure("routes xy instead", ROUTE_STEP, replace(full, route_order="xy"), "circuit")
-            row["base_slower_by"] = reference["base_decode_ms"] / row["base_decode_ms"] if row["base_decode_ms"] else None
+            row["base_slower_by"] = (reference["base_decode_ms"] / row["base_decode_ms"] if row["base_decode_ms"]
+                                     else None)
             offs.append(row)
         result["one_off"] = offs
     return result
@@ -87,7 +89,10 @@ def format_explain(result: dict, title: str = "") -> str:
                          "-" if slower is None else f"x{slower:.2f}"]
                         + [("-" if r["speedup"].get(n) is None else f"{r['speedup'][n]:.2f}x") for n in names])
         widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-        fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+        def fmt(cells):
+            return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
         return [fmt(header)] + [fmt(b) for b in body]
 
     lines = [title] if title else []

@@ -35,7 +35,8 @@ class Frame:
     local_weight_reads: int    # of which served by the reading die's own HBM
     totals: dict               # the run's summary fields so far (same keys as `summary --json`)
     # added by the engine work (defaults keep older constructors valid):
-    die_hbm_bytes: np.ndarray | None = None     # (D,) bytes each die's HBM served: own reads, reads for others, copy writes
+    die_hbm_bytes: np.ndarray | None = None     # (D,) bytes each die's HBM served: own reads, reads for others,
+                                                # copy writes
     die_d2d_in_bytes: np.ndarray | None = None  # (D,) bytes arriving for each die: remote weights, request headers
     header_bytes: int = 0                       # request header bytes of this layer's remote reads
     copies_made: int = 0                        # predictor copies written in this layer

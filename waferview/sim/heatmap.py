@@ -163,7 +163,8 @@ def _prefill_pairs(prefill_ids, pre_off, requests, weights, blocks, parts, H):
                     if k == 8:   # top-8 models (all but Llama): the targets in registers, 20% fewer cycles
                         for row in range(pre_off[r], pre_off[r + 1] - 1):
                             nxt = prefill_ids[row + 1, l]
-                            b0, b1, b2, b3, b4, b5, b6, b7 = nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], nxt[7]
+                            b0, b1, b2, b3 = nxt[0], nxt[1], nxt[2], nxt[3]
+                            b4, b5, b6, b7 = nxt[4], nxt[5], nxt[6], nxt[7]
                             for j in range(8):
                                 Ha = Hl[prefill_ids[row, l, j]]
                                 Ha[b0] += w
@@ -230,7 +231,8 @@ def _decode_steps(pre_units, dec_units, ids_like, pre_off, dec_off, requests, we
                         w = tile_w[q]
                         if k == 8:   # as in _prefill_pairs: the targets in registers
                             nxt = ids[g, q, 1]
-                            b0, b1, b2, b3, b4, b5, b6, b7 = nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], nxt[6], nxt[7]
+                            b0, b1, b2, b3 = nxt[0], nxt[1], nxt[2], nxt[3]
+                            b4, b5, b6, b7 = nxt[4], nxt[5], nxt[6], nxt[7]
                             for j in range(8):
                                 Ha = Hl[ids[g, q, 0, j]]
                                 Ha[b0] += w

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from waferview.policies.tasks import copied_experts
 from waferview.sim.copystore import FULL
 from waferview.wafer.routes import distance
 
@@ -23,6 +24,7 @@ def resolve_sources(ctx, task_e, task_d, copies_l, nearest):
     home = ctx.home
     D = copies_l.shape[0]
     src = np.empty(task_e.shape[0], dtype=np.int64)
+    any_copy = np.zeros(0, dtype=np.uint8)   # made on the first remote read: which experts have copies at all
     for t in range(task_e.shape[0]):
         e = task_e[t]
         d = task_d[t]
@@ -31,6 +33,11 @@ def resolve_sources(ctx, task_e, task_d, copies_l, nearest):
             continue
         best = home[e]
         if not nearest:
+            src[t] = best
+            continue
+        if any_copy.shape[0] == 0:
+            any_copy = copied_experts(copies_l)
+        if not any_copy[e]:
             src[t] = best
             continue
         best_dist = distance(mesh, d, best)

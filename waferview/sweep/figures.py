@@ -139,7 +139,8 @@ def _draw(records, keys, figure: str, path: str) -> None:
             axes[models.index(m)][c].set_visible(False)
     handles = [Patch(color=colour[s], label=s) for s in strategies]
     if figure == "speedup":
-        handles.append(Line2D([], [], color=COLOURS["Allo+Pred"], linestyle="--", label="paper: model's Allo+Pred mean"))
+        handles.append(Line2D([], [], color=COLOURS["Allo+Pred"], linestyle="--",
+                              label="paper: model's Allo+Pred mean"))
         if any(r["paper_value"] is not None for r in mine):
             handles.append(Line2D([], [], color="black", marker="*", linestyle="", label="paper: quoted cell"))
         title = "Throughput over Base (the paper's Fig. 12 layout)"

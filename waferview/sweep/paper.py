@@ -79,7 +79,8 @@ def headline(results: dict) -> str:
     for mesh in PAPER_MESHES:
         v = [r["speedup_vs_base"] for r in pick("Allo+Pred", sweep_mesh=mesh)]
         if v:
-            out.append(f"Allo+Pred over Base on {mesh}: {statistics.mean(v):.2f}x [paper {PAPER_ALLO_PRED_BY_MESH[mesh]}x]")
+            out.append(f"Allo+Pred over Base on {mesh}: {statistics.mean(v):.2f}x [paper "
+                       f"{PAPER_ALLO_PRED_BY_MESH[mesh]}x]")
     for s in ("Pred Only", "Allo Only", "Allo+Pred"):
         sp = [r["speedup_vs_base"] for r in pick(s)]
         hops = [r["hop_reduction_vs_base"] for r in pick(s) if r["hop_reduction_vs_base"] is not None]

@@ -166,7 +166,8 @@ def chunks(plan: Plan, indices: list[int], workers: int, max_size: int = 256) ->
     out = []
     parts_per_group = max(1, -(-workers // max(1, len(groups)))) if len(groups) < workers else 1
     for (trace, _, _), members in groups.items():
-        members.sort(key=lambda c: (plan.siblings[c.index], (c.ns.placement, c.ns.predictor) != ("base", "off"), c.index))
+        members.sort(key=lambda c: (plan.siblings[c.index], (c.ns.placement, c.ns.predictor) != ("base", "off"),
+                                    c.index))
         by_sibling: dict[tuple, list] = {}
         for c in members:
             by_sibling.setdefault(plan.siblings[c.index], []).append(c)

@@ -45,7 +45,8 @@ def ceiling(trace, hardware, batch: int | None, seed: int = 0, bytes_per_param: 
     D = hardware.num_dies
     hbm = hardware.hbm_bytes_per_ns * hardware.hbm_eff(m.key)
     flops = hardware.die_tflops * 1e3 * hardware.compute_eff(m.key, b.size)
-    floor = np.maximum(active * expert_bytes(m, bytes_per_param) / (D * hbm), selections * m.flops_per_token / (D * flops))
+    floor = np.maximum(active * expert_bytes(m, bytes_per_param) / (D * hbm),
+                       selections * m.flops_per_token / (D * flops))
     total_ns = float((floor + hardware.hbm_latency_ns).sum())
     return b.decode_tokens / (total_ns * 1e-9) if total_ns > 0 else float("nan")
 

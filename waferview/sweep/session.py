@@ -125,8 +125,8 @@ def run_sweep(args, spec) -> int:
     where = (f"{outcome.workers} local worker{'s' if outcome.workers != 1 else ''}" if outcome.backend == "local"
              else outcome.backend)
     n = len(outcome.rows)
-    print(f"waferview sweep: {n} row{'s' if n != 1 else ''} ({outcome.computed} computed, {outcome.cached} from the cache, "
-          f"{outcome.failed} failed) in {seconds:.1f} s on {where}", file=sys.stderr)
+    print(f"waferview sweep: {n} row{'s' if n != 1 else ''} ({outcome.computed} computed, "
+          f"{outcome.cached} from the cache, {outcome.failed} failed) in {seconds:.1f} s on {where}", file=sys.stderr)
     if args.json:
         meta = {"configurations": len(outcome.rows), "computed": outcome.computed, "cached": outcome.cached,
                 "failed": outcome.failed, "seconds": seconds, "backend": outcome.backend, "workers": outcome.workers,
@@ -160,7 +160,8 @@ def _provenance(args, plan) -> dict:
     models = list(dict.fromkeys(t.model_key for t in plan.traces))
     meshes = list(dict.fromkeys(c.ns.mesh for c in plan.configs))
     synthetic = {bool(t.synthetic) for t in plan.traces}
-    return provenance_from_args(args, model=[get_model(m) for m in models] if len(models) > 1 else get_model(models[0]),
-                                hardware=[load_hardware(m) for m in meshes] if len(meshes) > 1 else load_hardware(meshes[0]),
+    model = [get_model(m) for m in models] if len(models) > 1 else get_model(models[0])
+    hardware = [load_hardware(m) for m in meshes] if len(meshes) > 1 else load_hardware(meshes[0])
+    return provenance_from_args(args, model=model, hardware=hardware,
                                 synthetic=synthetic.pop() if len(synthetic) == 1 else None,
                                 run_options={a.column: a.labels for a in plan.axes})

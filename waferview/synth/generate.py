@@ -274,7 +274,8 @@ def _generate_into(model, requests, seed, p, alloc) -> TraceArrays:
     decode = alloc("decode", (int(dec_off[-1]), L, k), dt)
     pop, hot, members, orders = _tables(model, p, seed)
     if p.cluster_alpha > 0:   # skewed cluster popularity; an empty table keeps the uniform draw
-        cluster_accept, cluster_alias = alias_tables((np.arange(1, members.shape[1] + 1) ** -p.cluster_alpha)[None, None])
+        cluster_weights = np.arange(1, members.shape[1] + 1) ** -p.cluster_alpha
+        cluster_accept, cluster_alias = alias_tables(cluster_weights[None, None])
     else:
         cluster_accept, cluster_alias = np.zeros((1, 1, 0), np.uint64), np.zeros((1, 1, 0), np.int16)
     pop_accept, pop_alias = alias_tables(pop)

@@ -79,10 +79,13 @@ def _render(buf, rows, steps_first, key_text, key_off, moe_index):
         pos = _at(buf, pos, 4, 123)  # {
         for key in range(nkeys):
             pos = _at(buf, pos, 8, -1)
-            pos = _put(buf, pos, key_text[key_off[key]:key_off[key + 1]])   # "12": 
+            pos = _put(buf, pos, key_text[key_off[key]:key_off[key + 1]])   # "12":
             li = moe_index[key]
             if li < 0:
-                buf[pos] = 110; buf[pos + 1] = 117; buf[pos + 2] = 108; buf[pos + 3] = 108  # null
+                buf[pos] = 110   # null
+                buf[pos + 1] = 117
+                buf[pos + 2] = 108
+                buf[pos + 3] = 108
                 pos += 4
             else:
                 buf[pos] = 91

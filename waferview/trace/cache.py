@@ -17,8 +17,9 @@ used. The body (data checksum, every expert id < the model's expert count) is ch
 pass on first use: a file is "verified" for its (device, inode, size, mtime, ctime, header) in a small
 marker under the cache folder (cache_dir()/verified), so later runs map it at no cost; any write to the
 file changes its ctime and it is checked again (a file changed in the last two seconds is not marked:
-timestamps move in ticks, so it is checked once more on a later run). A cache that someone else can write (another owner, or group/world-writable) is not mapped:
-it is read into memory and that copy is checked, so it cannot change under the kernels.
+timestamps move in ticks, so it is checked once more on a later run). A cache that someone else can write
+(another owner, or group/world-writable) is not mapped: it is read into memory and that copy is checked, so it
+cannot change under the kernels.
 
 Writing goes to a temporary file made with exclusive creation (never a predictable name) in the target's
 folder, locked (flock) while it is written, then renamed: a reader never sees a half-written cache.

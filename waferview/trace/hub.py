@@ -302,7 +302,8 @@ def _local(sel: HubSelection, revision: str, limit: int | None, out, why: str) -
     in_cache = _listed(snapshot, sel) if out is not None and snapshot is not None else []
     files = sorted(set(in_root) | set(in_cache))
     if not files:
-        where = f"in {root} or the local Hub cache" if out is not None else f"in the local Hub cache ({hub_cache_dir()})"
+        where = f"in {root} or the local Hub cache" if out is not None else (f"in the local Hub cache "
+                                                                             f"({hub_cache_dir()})")
         raise InputError(f"{why}, and no trace files under {sel.prefix} at revision {revision[:12]} are {where}")
     if limit:
         files = files[:limit]

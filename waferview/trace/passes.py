@@ -36,10 +36,12 @@ COUNT_ONLY_NOTE = "counts only: no per-token expert ids, so no heatmap predictor
 @dataclass(frozen=True, eq=False)
 class RecordedPasses:
     model: ModelSpec
-    counts: np.ndarray             # (passes, L, E) int64: token selections per expert, per recorded forward pass and MoE layer
+    counts: np.ndarray             # (passes, L, E) int64: token selections per expert, per recorded forward pass
+                                   # and MoE layer
     tokens: np.ndarray             # (passes,) int64: tokens in each pass
-    prefill: np.ndarray            # (passes,) bool: True = prefill/extend pass, False = decode (see `notes` for the rule)
-    ids: np.ndarray | None         # (T, L, k) expert ids of every token, pass after pass, in the model's id dtype; None for count-only sources
+    prefill: np.ndarray            # (passes,) bool: True = prefill/extend pass, False = decode (`notes`: the rule)
+    ids: np.ndarray | None         # (T, L, k) expert ids of every token, pass after pass, in the model's id dtype;
+                                   # None for count-only sources
     pass_offsets: np.ndarray | None  # (passes + 1,) rows of pass p are ids[pass_offsets[p]:pass_offsets[p+1]]
     request_ids: np.ndarray | None   # (T,) int64 request of each token where the source records it, else None
     source: str = ""
@@ -90,7 +92,8 @@ class RecordedPasses:
 def pass_tokens_from_counts(counts: np.ndarray, model: ModelSpec, what: str) -> int:
     """Tokens of one pass from its per-layer counts (L, E): every token picks k experts in every MoE layer."""
     if counts.ndim != 2 or counts.shape != (model.moe_layers, model.num_experts):
-        raise BadRecord(f"{what}: counts of shape {list(counts.shape)}, expected [{model.moe_layers}, {model.num_experts}]")
+        raise BadRecord(f"{what}: counts of shape {list(counts.shape)}, expected [{model.moe_layers}, "
+                        f"{model.num_experts}]")
     if (counts < 0).any():
         l, e = np.unravel_index(int(np.argmax(counts < 0)), counts.shape)
         raise BadRecord(f"{what} layer {model.moe_layer_ids[l]}: negative count {int(counts[l, e])} for expert {e}")

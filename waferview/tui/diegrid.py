@@ -70,6 +70,21 @@ def grid_geometry(width: int, height: int, mesh_w: int, mesh_h: int) -> tuple[in
     return cell_w, cell_h, gap_x, gap_y
 
 
+def grid_fits(width: int, height: int, mesh_w: int, mesh_h: int) -> bool:
+    """Whether the mesh can be drawn whole in width x height (one cell a die at the least)."""
+    cw, ch, gx, gy = grid_geometry(width, height, mesh_w, mesh_h)
+    return mesh_w * cw + (mesh_w - 1) * gx <= width and mesh_h * ch + (mesh_h - 1) * gy <= height
+
+
+def too_small_lines(width: int, height: int, mesh_w: int, mesh_h: int) -> list[str]:
+    """What the grid says instead of a cropped mesh (a part of the wafer drawn as if whole would mislead)."""
+    need_w, need_h = 2 * mesh_w - 1, mesh_h
+    return [f"the {mesh_w}x{mesh_h} die grid needs {need_w}x{need_h} cells,",
+            f"this pane has {width}x{height}:",
+            "enlarge the terminal or use a smaller --mesh",
+            "(the panels still show the run)"]
+
+
 class DieGrid(Widget):
     """W x H dies of the mesh, shaded by the utilisation of the frame's layer."""
 
@@ -130,7 +145,7 @@ class DieGrid(Widget):
         """The die or link drawn at cell (x, y) of the widget, or None."""
         cw, ch, gx, gy, ox, oy = self._layout()
         px, py = x - ox, y - oy
-        if px < 0 or py < 0:
+        if px < 0 or py < 0 or not grid_fits(*self.size, self.mesh_w, self.mesh_h):
             return None
         col, rx = divmod(px, cw + gx)
         row, ry = divmod(py, ch + gy)
@@ -182,6 +197,13 @@ class DieGrid(Widget):
 
         st = self._styles()
         mw, mh = self.mesh_w, self.mesh_h
+        if not grid_fits(width, height, mw, mh):
+            lines = too_small_lines(width, height, mw, mh)
+            top = max(0, (height - len(lines)) // 2)
+            for i, text in enumerate(lines):
+                text = text[:width]
+                put((width - len(text)) // 2, top + i, text, st["label"])
+            return self._strips_of(canvas, width)
         cw, ch, gx, gy, ox, oy = self._layout()
         frame = self.frame
         D = mw * mh
@@ -240,7 +262,10 @@ class DieGrid(Widget):
                                       (self.marks.selected, SELECTED_MARKS, st["selected"])):
             if element is not None:
                 self._bracket(put, element, marks, style, cw, ch, gx, gy, ox, oy)
+        return self._strips_of(canvas, width)
 
+    @staticmethod
+    def _strips_of(canvas, width: int) -> list[Strip]:
         strips = []
         for row in canvas:
             segments, run_text, run_style = [], "", None

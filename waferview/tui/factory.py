@@ -60,7 +60,8 @@ def app_setup(trace, hardware, *, batch: int | None, seed: int, options, links: 
     raw = trace.source or ""
     synthetic = bool(getattr(trace, "synthetic", False)) or raw.endswith(" (synthetic)")
     source = Path(raw.removesuffix(" (synthetic)")).name if raw else "in-memory trace"
-    facts = HeaderFacts(m.key, f"{hardware.width}x{hardware.height}", size, reused, source, synthetic, getattr(options, "profile", "waferview"), links or DEFAULT_LINKS)
+    facts = HeaderFacts(m.key, f"{hardware.width}x{hardware.height}", size, reused, source, synthetic,
+                        getattr(options, "profile", "waferview"), links or DEFAULT_LINKS)
     link_rate = float(hardware.link_bytes_per_ns) * float(getattr(hardware, "link_efficiency", 1.0))
     return AppSetup(facts, hbm_warnings(m, hardware, cap), mesh, home, cap.expert_bytes, link_rate,
                     m.moe_layers, steps * m.moe_layers, lambda totals: summary_fields(trace, totals),

@@ -156,7 +156,8 @@ def _check(hw: Hardware, origin: str) -> Hardware:
     if not isinstance(hw.compute_efficiency, dict) or not hw.compute_efficiency:
         bad("compute_efficiency must be an object: model -> [[max_batch or null, efficiency], ...]")
     for k, table in hw.compute_efficiency.items():
-        ok = isinstance(table, list) and table and all(isinstance(row, (list, tuple)) and len(row) == 2 for row in table)
+        ok = isinstance(table, list) and table and \
+            all(isinstance(row, (list, tuple)) and len(row) == 2 for row in table)
         if not ok:
             bad(f"compute_efficiency[{k!r}] must be a list of [max_batch or null, efficiency] pairs")
         for bound, eff in table:

@@ -5,8 +5,9 @@ holds the contiguous block of ids [d*q, (d+1)*q) where q = floor(E/N); the E - q
 q*N + i go round-robin to die i mod N.
 
 Capacity: usable HBM per die = hbm_gb * (1 - reserve). Home bytes of a die = experts homed there x
-MoE layers x expert bytes (expert bytes = 3 x hidden x inter x bytes per parameter; 2 = BF16 by default). The model fits when every die's home bytes <= usable. A die's copy
-capacity (in expert copies, any layer) = (usable - home bytes) // expert bytes, floored at 0.
+MoE layers x expert bytes (expert bytes = 3 x hidden x inter x bytes per parameter; 2 = BF16 by default).
+The model fits when every die's home bytes <= usable. A die's copy capacity (in expert copies, any layer)
+= (usable - home bytes) // expert bytes, floored at 0.
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class Capacity:
             return None
         worst = int(self.home_bytes.max())
         total = self.expert_bytes * model.num_experts * model.moe_layers
-        return (f"{model.key} expert weights ({total / 1e12:.2f} TB at {self.bytes_per_param:g} bytes/param) do not fit "
-                f"the usable HBM of {hw.shape} ({hw.num_dies} dies x {self.usable_bytes / 1e9:.0f} GB): the fullest die "
-                f"needs {worst / 1e9:.1f} GB; simulated anyway, with no room for copies")
+        return (f"{model.key} expert weights ({total / 1e12:.2f} TB at {self.bytes_per_param:g} bytes/param) do not "
+                f"fit the usable HBM of {hw.shape} ({hw.num_dies} dies x {self.usable_bytes / 1e9:.0f} GB): the "
+                f"fullest die needs {worst / 1e9:.1f} GB; simulated anyway, with no room for copies")
 
 
 def capacity(model: ModelSpec, hw: Hardware, home: np.ndarray, bytes_per_param: float = 2.0) -> Capacity:

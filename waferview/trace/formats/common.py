@@ -110,14 +110,16 @@ def layer_map(model: ModelSpec, layer_ids, label: str) -> tuple[dict[int, int], 
     if ids == moe:
         return {v: i for i, v in enumerate(ids)}, None
     if ids == [m + 1 for m in moe]:
-        return {v: i for i, v in enumerate(ids)}, "layer ids are 1-based (Megatron's layer_number): layer n is model layer n-1"
+        return {v: i for i, v in enumerate(ids)}, ("layer ids are 1-based (Megatron's layer_number): layer n is model "
+                                                   "layer n-1")
     if len(ids) == len(moe):
         shown = f"{ids[0]}..{ids[-1]}" if ids else "none"
         return ({v: i for i, v in enumerate(ids)},
-                f"layer ids {shown} are not {model.key}'s MoE layer numbers; mapped in order onto its {len(moe)} MoE layers")
+                f"layer ids {shown} are not {model.key}'s MoE layer numbers; mapped in order onto its {len(moe)} MoE "
+                "layers")
     raise InputError(f"{label}: records name {len(ids)} distinct layers, but {model.key} has {len(moe)} MoE layers "
-                     f"(layer numbers {_span(moe)}); check --model (a pipeline-parallel trace keeps a stage's layers per "
-                     f"rank and cannot be read)")
+                     f"(layer numbers {_span(moe)}); check --model (a pipeline-parallel trace keeps a stage's layers "
+                     "per rank and cannot be read)")
 
 
 def _span(values) -> str:

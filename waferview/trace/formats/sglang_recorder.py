@@ -180,7 +180,8 @@ def _per_token(name, arrays, model: ModelSpec, builder: PassBuilder) -> list[str
     topk = arrays["topk_ids"]
     tokens = arrays["pass_tokens"].astype(np.int64)
     if topk.ndim != 3 or topk.shape[1] != int(tokens.sum()):
-        raise BadRecord(f"topk_ids of shape {list(topk.shape)} do not hold the {int(tokens.sum())} tokens of its passes")
+        raise BadRecord(f"topk_ids of shape {list(topk.shape)} do not hold the {int(tokens.sum())} tokens of its "
+                        "passes")
     planes = moe_planes(model, topk.shape[0])
     if topk.shape[2] < model.top_k:
         raise BadRecord(f"{topk.shape[2]} ids kept per token, fewer than top-k = {model.top_k} (SGLang's recorder "
