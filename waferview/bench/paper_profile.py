@@ -77,7 +77,7 @@ def paper_profile_figures(ws: Workspace, sizes: BenchSizes, progress=None) -> di
         "details": {"paper_profile": {
             "model": sizes.circuit_model, "mesh": "8x3", "requests": sizes.circuit_batch,
             "steps": workload.steps, "runs": rows,
-            "compare": {"model": "qwen3", "requests": sizes.compare_requests, "mesh": "8x3", "steps": compared[0]["steps"],
-                        "seconds": compare_s, "strategies": [r["strategy"] for r in compared],
-                        "study_seconds": STUDY_COMPARE_SECONDS}}},
+            "compare": {"model": "qwen3", "requests": sizes.compare_requests, "mesh": "8x3",
+                        "steps": compared[0]["steps"], "seconds": compare_s,
+                        "strategies": [r["strategy"] for r in compared], "study_seconds": STUDY_COMPARE_SECONDS}}},
     }
