@@ -153,6 +153,10 @@ def variant_label(rows: list[dict]) -> str:
     if len(bpp) != 1 or len(ev) != 1:
         return "mixed options"
     (b,), (e,) = bpp, ev
+    regions = {r.get("copy_region") for r in rows}
+    if {r.get("profile") for r in rows} == {"paper"} and len(regions) == 1:
+        # the paper profile keeps copies in its LRU region: the eviction rule does not apply
+        return f"{PRECISIONS.get(b, f'{b:g} B/param')}, copy region {regions.pop()}"
     default = (b, e) == (2.0, "admit")
     return f"{PRECISIONS.get(b, f'{b:g} B/param')}, {e}" + (" (default)" if default else "")
 
