@@ -180,6 +180,11 @@ async def test_the_live_view_on_a_count_only_source_starts_without_the_heatmap(t
         assert app.driver.wanted_mode("predictor") == "oracle"       # heatmap skipped
         await pilot.press("r", "r")                                   # lru, then off again
         assert app.driver.wanted_mode("predictor") == "off"
+        await pilot.press("c")             # the comparison: Base against the best this source allows (allo/off)
+        await wait_until(pilot, lambda: app.driver.compare is not None, "the comparison")
+        assert (app.driver.wanted_mode("placement", compare=True),
+                app.driver.wanted_mode("predictor", compare=True)) == ("base", "off")
+        await pilot.press("c")
         await pilot.press("space")
         await wait_until(pilot, lambda: isinstance(app.screen, SummaryScreen), "the summary at the end")
         assert app.state.main.summary == expected

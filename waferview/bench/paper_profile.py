@@ -10,7 +10,7 @@ command does). The circuit and fluid runs are each the faster of two.
 
 from __future__ import annotations
 
-from dataclasses import fields
+from argparse import Namespace
 
 from waferview.bench.inputs import Workspace
 from waferview.bench.measure import clock
@@ -20,13 +20,12 @@ STUDY_COMPARE_SECONDS = 3632.0       # the study's simulator, five strategies, 6
 
 
 def paper_options():
-    """PolicyOptions and link model of `--profile paper` with nothing overridden."""
-    from waferview.policies.base import PolicyOptions
-    from waferview.profiles import settings
+    """PolicyOptions and link model of `--profile paper` with nothing overridden (resolved as the command
+    line resolves them)."""
+    from waferview.cli.common import links_from_args, policy_options_from_args
 
-    chosen = settings("paper")
-    names = {f.name for f in fields(PolicyOptions)}
-    return PolicyOptions(**{k: v for k, v in chosen.items() if k in names}, profile="paper"), chosen["links"]
+    args = Namespace(profile="paper")
+    return policy_options_from_args(args), links_from_args(args)
 
 
 def _run(trace, mesh, placement, predictor, links, options, workload):

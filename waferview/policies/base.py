@@ -41,6 +41,13 @@ CHOICES = {
 STUDY_REGION_BYTES = 50 * 2 ** 30                   # the study's copy region per die (its "50 GB", as GiB)
 
 
+def copy_region_label(region) -> str:
+    """PolicyOptions.copy_region as outputs name it: slots, unbounded, or a size in GiB (50GiB)."""
+    if region is None:
+        return "slots"
+    return "unbounded" if region == "unbounded" else f"{region / 2 ** 30:g}GiB"
+
+
 @dataclass(frozen=True)
 class PolicyOptions:
     block_size: int = 50            # allo: tokens per block (the paper's 50)

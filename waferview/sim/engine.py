@@ -31,7 +31,7 @@ import numpy as np
 
 from waferview.links import DEFAULT_LINKS, get_link_model
 from waferview.policies import get_placement, get_predictor
-from waferview.policies.base import PolicyOptions
+from waferview.policies.base import PolicyOptions, copy_region_label
 from waferview.sim.context import ModeContext
 from waferview.sim.copystore import CopyStore
 from waferview.sim.frame import Frame, frame_from_layer
@@ -287,12 +287,10 @@ class Engine:
 
     def _choices(self) -> dict:
         opt = self.options
-        region = opt.copy_region
         return {"profile": opt.profile, "links": self.links, "route_order": opt.route_order,
                 "base_order": opt.base_order, "allo_planner": opt.allo_planner, "read_from": opt.read_from,
                 "heatmap_rule": opt.heatmap_rule,
-                "copy_region": "slots" if region is None else ("unbounded" if region == "unbounded" else
-                                                               f"{region / 2 ** 30:g}GiB"),
+                "copy_region": copy_region_label(opt.copy_region),
                 "batch_order": self.workload.order, "prefill_rule": self.workload.prefill_rule,
                 "max_steps": opt.max_steps,
                 "circuit_rules_off": list(opt.circuit_rules.off)}

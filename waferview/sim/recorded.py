@@ -77,7 +77,7 @@ class RecordedWorkload:
             raise InputError(f"--batch {batch}: {passes.source} is recorded batches ({passes.passes:,} forward "
                              "passes, replayed as recorded); --batch does not apply (--max-steps N keeps the "
                              "first N passes)")
-        return cls(passes, seed, options.max_steps)
+        return cls(passes, seed, getattr(options, "max_steps", None))
 
     def matches(self, options) -> bool:
         return self.max_steps == options.max_steps
@@ -150,18 +150,16 @@ def preview_batch(trace, batch, seed, options) -> tuple[int | str, bool, int]:
     from waferview.sim.batch import select_batch
     from waferview.trace.passes import RecordedPasses
 
-    max_steps = getattr(options, "max_steps", None)
     if isinstance(trace, RecordedPasses):
-        if batch is not None:
-            RecordedWorkload.for_options(trace, batch, seed, options)        # the one-line refusal
-        steps = trace.passes if max_steps is None else min(trace.passes, int(max_steps))
-        return AS_RECORDED, False, steps
-    chosen = select_batch(trace, batch, seed, getattr(options, "batch_order", "seeded"), max_steps)
+        workload = RecordedWorkload.for_options(trace, batch, seed, options)   # cheap: the passes' own counts
+        return workload.reported_batch, False, workload.steps
+    chosen = select_batch(trace, batch, seed, getattr(options, "batch_order", "seeded"),
+                          getattr(options, "max_steps", None))
     return chosen.size, chosen.note is not None, chosen.steps
 
 
 def available_predictors(trace, predictors) -> tuple[str, ...]:
     """The predictors a source can drive: count-only recordings have no token order for the heatmap."""
-    if getattr(trace, "ids", True) is None:
+    if getattr(trace, "count_only", False):
         return tuple(p for p in predictors if p != "heatmap")
     return tuple(predictors)

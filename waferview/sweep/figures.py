@@ -15,18 +15,16 @@ import math
 import os
 
 from waferview.sweep.output import RowFile
-from waferview.sweep.paper import (PAPER_ALLO_PRED_BY_MODEL, PAPER_CELLS, PAPER_HOP_REDUCTION_MEANS)
+from waferview.sweep.paper import PAPER_ALLO_PRED_BY_MODEL, PAPER_CELLS, PAPER_HOP_REDUCTION_MEANS, extra_axes
 
 PANEL_W, PANEL_H, DPI = 4.5, 3.0, 100         # inches per panel (quarter inches: exact sizes), dots per inch
 TOP, BOTTOM = 0.75, 0.5                     # inches above (title, legend) and below the panels
 COLOURS = {"EP": "#7f7f7f", "Pred Only": "#1f77b4", "Allo Only": "#ff7f0e", "Allo+Pred": "#2ca02c"}
-_FIXED = ("sweep_source", "sweep_model", "sweep_mesh", "sweep_batch", "strategy")
 
 
 def _panel_keys(rows: list[dict]) -> list[str]:
     """Columns that split panels: model, mesh, and any other axis column that varies."""
-    extra = sorted({k for r in rows for k in r if k.startswith("sweep_") and k not in _FIXED})
-    extra = [k for k in extra if len({repr(r.get(k)) for r in rows}) > 1]
+    extra = [k for k in extra_axes(rows) if len({repr(r.get(k)) for r in rows}) > 1]
     return ["sweep_model", "sweep_mesh"] + extra
 
 

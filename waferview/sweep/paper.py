@@ -161,24 +161,32 @@ def variant_label(rows: list[dict]) -> str:
     return f"{PRECISIONS.get(b, f'{b:g} B/param')}, {e}" + (" (default)" if default else "")
 
 
-_GRID = ("sweep_source", "sweep_model", "sweep_mesh", "sweep_batch", "strategy")
+GRID_COLUMNS = ("sweep_source", "sweep_model", "sweep_mesh", "sweep_batch", "strategy")
+
+
+def extra_axes(rows: list[dict]) -> list[str]:
+    """The axis columns of the rows beyond the paper's grid (sweep_profile, sweep_copy_region, ...), sorted."""
+    return sorted({k for r in rows for k in r if k.startswith("sweep_") and k not in GRID_COLUMNS})
 
 
 def variants(rows: list[dict]) -> list[tuple[str, list[dict]]]:
     """The rows split by every swept axis beyond the paper's grid (profile, copy region, ...), in first-seen
     order, each with its label ("" when nothing else was swept)."""
-    extra = sorted({k for r in rows for k in r if k.startswith("sweep_") and k not in _GRID})
+    extra = extra_axes(rows)
     groups: dict = {}
     for r in rows:
-        key = tuple((k[6:].replace("_", " "), r.get(k)) for k in extra)
+        key = tuple((k, r.get(k)) for k in extra)
         groups.setdefault(key, []).append(r)
-    return [(", ".join(f"{name} {_value(value)}" for name, value in key), group) for key, group in groups.items()]
+    return [(", ".join(f"{k[6:].replace('_', ' ')} {_value(k, value)}" for k, value in key), group)
+            for key, group in groups.items()]
 
 
-def _value(value) -> str:
-    """An axis value as the command line spells it (a copy region in bytes as GiB)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1 << 30 and value % (1 << 30) == 0:
-        return f"{value >> 30}GiB"
+def _value(column: str, value) -> str:
+    """An axis value as the command line spells it (a copy region in bytes as the summary names it)."""
+    if column == "sweep_copy_region" and isinstance(value, int) and not isinstance(value, bool):
+        from waferview.policies.base import copy_region_label
+
+        return copy_region_label(value)
     return str(value)
 
 

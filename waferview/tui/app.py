@@ -34,9 +34,11 @@ from waferview.tui.selection import bound_lines, element_lattice, lattice_elemen
 NOTICE_S = 4.0               # how long a notice stays on the status line
 
 
-def second_modes(placement: str, predictor: str) -> tuple[str, str]:
-    """The mode a comparison starts with: Base against the paper's best, or the best against the current."""
-    return ("base", "off") if (placement, predictor) == ("allo", "heatmap") else ("allo", "heatmap")
+def second_modes(placement: str, predictor: str, predictors=PREDICTORS) -> tuple[str, str]:
+    """The mode a comparison starts with: Base against the paper's best, or the best against the current
+    (the best the source allows: a count-only source has no heatmap)."""
+    best = ("allo", "heatmap" if "heatmap" in predictors else "off")
+    return ("base", "off") if (placement, predictor) == best else best
 
 
 class WaferviewApp(App):
@@ -307,9 +309,8 @@ class WaferviewApp(App):
         else:
             screen.add_class("-compare")
             screen.grids["b"].show(None)
-            modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"))
-            if modes[1] not in self.predictors:         # count-only: the paper's best without its heatmap
-                modes = (modes[0], "off")
+            modes = second_modes(self.driver.wanted_mode("placement"), self.driver.wanted_mode("predictor"),
+                                 self.predictors)
             links = self.driver.wanted_mode("links")
             screen.titles["b"].update(f"B {modes_label(*modes, links)} (starting)")
             self.driver.open_compare(*modes, links)
