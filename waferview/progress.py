@@ -23,6 +23,7 @@ import atexit
 import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 
@@ -31,6 +32,7 @@ _INTERVAL = 0.1   # seconds between redraws
 _WIDTH = 24       # cells in the bar
 
 _live: list["Progress"] = []    # bars on screen now (at most one draws at a time)
+_screen = threading.RLock()     # bars may be updated from several threads (compare --jobs): one draws at once
 
 
 def _enabled_for(stream) -> bool:
@@ -98,16 +100,17 @@ class Progress:
         if now - self._start < _DELAY or now - self._last_draw < _INTERVAL:
             return
         self._last_draw = now
-        try:
-            if self._rich is None:
-                if _live:               # another bar is on screen: stay quiet rather than fight it
-                    return
-                self._begin()
-            self._rich.update(self._task, completed=self.count)
-            self._rich.refresh()
-        except (OSError, ValueError):
-            self.enabled = False
-            self.close()
+        with _screen:
+            try:
+                if self._rich is None:
+                    if _live:               # another bar is on screen: stay quiet rather than fight it
+                        return
+                    self._begin()
+                self._rich.update(self._task, completed=self.count)
+                self._rich.refresh()
+            except (OSError, ValueError):
+                self.enabled = False
+                self.close()
 
     def _columns(self):
         from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, SpinnerColumn, TextColumn,
@@ -138,6 +141,10 @@ class Progress:
             sys.stderr = self._proxy
 
     def close(self) -> None:
+        with _screen:
+            self._close()
+
+    def _close(self) -> None:
         if self._rich is None:
             return
         rich, self._rich = self._rich, None
@@ -171,11 +178,12 @@ class status(Progress):
         super().__init__(None, label, stream=stream, spinner=True)
 
     def __enter__(self) -> status:
-        if self.enabled and not _live:
-            try:
-                self._begin(auto_refresh=True)     # no updates come: rich's thread animates it
-            except (OSError, ValueError):
-                self.enabled = False
+        with _screen:
+            if self.enabled and not _live:
+                try:
+                    self._begin(auto_refresh=True)     # no updates come: rich's thread animates it
+                except (OSError, ValueError):
+                    self.enabled = False
         return self
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from waferview.cli.common import SIM_HELP, add_json_arg, add_sim_args, add_source_args
+from waferview.cli.common import SIM_HELP, add_jobs_arg, add_json_arg, add_sim_args, add_source_args
 
 DESCRIPTION = (
     "Run several placement/predictor pairs on the same batch and compare them. Default: the paper's five "
@@ -20,6 +20,7 @@ def add_arguments(p):
     p.add_argument("--modes", default=None, metavar="P/Q,...",
                    help="comma-separated placement/predictor pairs, e.g. base/off,allo/heatmap,ep/lru "
                         "(default: the paper's five strategies)")
+    add_jobs_arg(p)
     add_json_arg(p)
     p.add_argument("--layers", default=None, metavar="DIR",
                    help="also write every run's per-layer rows into folder DIR (made when missing), one file per "
@@ -63,12 +64,13 @@ def run(args) -> int:
     from waferview.cli.common import load_trace_from_args
     from waferview.report.summary import format_compare
 
-    from waferview.cli.common import links_from_args, policy_options_from_args, run_with_progress
+    from waferview.cli.common import jobs_from_args, links_from_args, policy_options_from_args, run_with_progress
     from waferview.links import get_link_model
     from waferview.sim.compare import compare, strategy_name
     from waferview.wafer.hardware import load_hardware
 
     strategies = parse_modes(args.modes)
+    jobs = jobs_from_args(args)
     hardware = load_hardware(args.mesh)
     options = policy_options_from_args(args)
     links = [name.strip() for name in links_from_args(args).split(",") if name.strip()]
@@ -92,7 +94,7 @@ def run(args) -> int:
     try:
         trace = load_trace_from_args(args)
         rows = compare(trace, hardware, strategies, batch=args.batch, seed=args.seed, options=options, links=links,
-                       left_out=left_out, run=run_one)
+                       left_out=left_out, run=run_one, jobs=jobs)
         if folder is not None:
             folder.commit()
     except BaseException:

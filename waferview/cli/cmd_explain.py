@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from waferview.cli.common import add_json_arg, add_sim_args, add_source_args
+from waferview.cli.common import add_jobs_arg, add_json_arg, add_sim_args, add_source_args
 
 DESCRIPTION = """\
 Measure, on your own trace, where the study's speedups come from. For one configuration (SOURCE, --mesh,
@@ -20,6 +20,7 @@ def add_arguments(p):
     add_sim_args(p, modes=False)
     p.add_argument("--one-off", action="store_true",
                    help="also switch each rule off alone from the full discipline (6-7 more comparisons)")
+    add_jobs_arg(p)
     add_json_arg(p)
     p.set_defaults(profile="paper")
 
@@ -27,14 +28,15 @@ def add_arguments(p):
 def run(args) -> int:
     import orjson
 
-    from waferview.cli.common import load_trace_from_args, policy_options_from_args, run_with_progress
+    from waferview.cli.common import jobs_from_args, load_trace_from_args, policy_options_from_args, run_with_progress
     from waferview.sim.explain import explain, format_explain
     from waferview.wafer.hardware import load_hardware
 
     hardware = load_hardware(args.mesh)
+    jobs = jobs_from_args(args)
     options = policy_options_from_args(args)
     trace = load_trace_from_args(args)
-    result = explain(trace, hardware, options, batch=args.batch, seed=args.seed, one_off=args.one_off,
+    result = explain(trace, hardware, options, batch=args.batch, seed=args.seed, one_off=args.one_off, jobs=jobs,
                      run=lambda engine: run_with_progress(
                          engine, f"{engine.placement}/{engine.predictor} ({engine.links}, "
                                  f"{len(engine.options.circuit_rules.off)} rules off)"))

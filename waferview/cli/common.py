@@ -33,6 +33,28 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
+def add_jobs_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="run N strategies at once, one per core (default: the cores this process may use; "
+                        "1: one after another). The results are the same for any N")
+
+
+def jobs_from_args(args) -> int:
+    """--jobs, else the cores this process may use (InputError below 1)."""
+    import os
+
+    if args.jobs is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+    if args.jobs < 1:
+        from waferview.errors import InputError
+
+        raise InputError(f"--jobs {args.jobs}: expected 1 or more")
+    return args.jobs
+
+
 # ---- simulation options shared by summary, compare, replay and bench -----------------------------
 
 SIM_HELP = """\

@@ -17,6 +17,7 @@ layers (set_placement, set_predictor, set_links); nothing restarts.
     prepare(progress=None)     setup that step() and run() would otherwise do on first use (heatmap, compile)
     step() -> Frame | None     one (step, MoE layer); None when finished
     run(progress=None, stop=None) -> dict   to the end (or to position `stop`); returns summary()
+    cancel()                   from any thread: run() raises RunCancelled before its next step
     summary() -> dict          the summary fields so far (definitions in waferview.report.summary)
     record_layers(sink)        from now on, each kernel call's per-layer rows go to sink(LayerChunk)
                                (sim.layerlog); record_layers(None) stops
@@ -68,6 +69,10 @@ def top_n_for(options, num_experts: int) -> int:
     return int(math.ceil(0.2 * num_experts)) if options.heatmap_rule == "study" else default_top_n(num_experts)
 
 
+class RunCancelled(Exception):
+    """Engine.run() was stopped by cancel() (another run of the same comparison failed, or was interrupted)."""
+
+
 class Engine:
     def __init__(self, trace, hardware, *, batch: int | None = None, seed: int = 0, placement: str = "allo",
                  predictor: str = "heatmap", links: str = DEFAULT_LINKS, options: PolicyOptions | None = None,
@@ -105,6 +110,7 @@ class Engine:
         self._modes = {kind: self._bind(kind, cls) for kind, cls in modes.items()}
         self.total = self.workload.steps * m.moe_layers
         self.position = 0
+        self._cancelled = False
 
     # ---- modes ---------------------------------------------------------------------------------
     def _bind(self, kind: str, cls):
@@ -217,10 +223,16 @@ class Engine:
         stop = self.total if stop is None else max(self.position, min(int(stop), self.total))
         every = max(1, self.model.moe_layers)
         while self.position < stop:
+            if self._cancelled:
+                raise RunCancelled(f"{self.placement}/{self.predictor} stopped at position {self.position}")
             self._run_to(min(stop, (self.position // every + 1) * every))
             if progress is not None:
                 progress(self.position, self.total)
         return self.summary()
+
+    def cancel(self) -> None:
+        """Make run() (from any thread) stop before its next step, raising RunCancelled."""
+        self._cancelled = True
 
     # ---- results -------------------------------------------------------------------------------
     def summary(self) -> dict:

@@ -31,15 +31,17 @@ def _row(label: str, rule: str | None, rows: list[dict]) -> dict:
             "hop_reduction": {name: by[name]["hop_reduction_vs_base"] for name in by}}
 
 
-def explain(trace, hardware, options, *, batch=None, seed=0, one_off=False, run=None, on_step=None) -> dict:
-    """The cumulative decomposition (and, with one_off, each rule off alone from the full discipline)."""
+def explain(trace, hardware, options, *, batch=None, seed=0, one_off=False, run=None, on_step=None,
+            jobs: int = 1) -> dict:
+    """The cumulative decomposition (and, with one_off, each rule off alone from the full discipline); each
+    comparison runs `jobs` strategies at once (sim.compare.compare)."""
     steps = []
     route_last = options.route_order    # the run's own route order is the last switch (the study: yx)
     plain = replace(options, circuit_rules=CircuitRules.without(RULES), route_order="xy")
 
     def measure(label, rule, opts, links):
         rows = compare(trace, hardware, PAPER_STRATEGIES, batch=batch, seed=seed, options=opts, run=run,
-                       links=(links,))
+                       links=(links,), jobs=jobs)
         row = _row(label, rule, rows)
         if on_step is not None:
             on_step(row)
