@@ -4,9 +4,13 @@ heapify = _siftup from the last parent up). The study's simulator keeps its even
 lists whose items compare on part of their state only, so equal keys pop in the order this exact sequence
 of moves gives; the circuit model must make the same moves to give the same times.
 
-Two orders, each read live (a stage's time can change while it sits in a heap, as in the study):
-  by time    stage a before b  iff  time[a] < time[b]                                  (the event heap)
-  waiting    entry i before j  iff  (priority desc, time of its stage asc, arrival asc)  (a resource's queue)
+Two orders, each read live where it must be (a stage's time can change while it sits in a wait queue, as in
+the study):
+  by time    stage a before b  iff  time[a] < time[b]        (the heads of released queues; the event heap,
+                                                              whose times never change, keeps them inline)
+  waiting    entry i before j  iff  (priority desc, time of its stage asc, arrival asc)  (a resource's queue),
+             read from one live array, wait_key[s] = time - priority x PRIORITY_STEP, that the engine updates
+             wherever the time of a queued stage changes
 Heaps are (items, length) with items an int64 array; the wait queues share two flat arrays (stage ids and
 arrival numbers), each queue a segment starting at `base` (a view per queue would cost a reference count).
 """
@@ -62,23 +66,81 @@ def pop_time(heap, n, time):
     return first, n
 
 
-# ---- waiting: a resource's queue row (stage ids and arrival numbers side by side) ------------------
+# ---- by time, keys alongside: for a heap whose items' times never change while they sit in it (the event
+# heap), the same moves with each item's time stored next to it (no lookup through the item per comparison)
 
 @njit(nogil=True, cache=True, inline="always")
-def _before(si, qi, sj, qj, time, priority):
-    if priority[si] != priority[sj]:
-        return priority[si] > priority[sj]
-    if time[si] != time[sj]:
-        return time[si] < time[sj]
+def push_keyed(heap, keys, n, item, key):
+    """Push `item` with time `key`; returns the new length."""
+    pos = n
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if key < keys[parent]:
+            heap[pos] = heap[parent]
+            keys[pos] = keys[parent]
+            pos = parent
+            continue
+        break
+    heap[pos] = item
+    keys[pos] = key
+    return n + 1
+
+
+@njit(nogil=True, cache=True, inline="always")
+def pop_keyed(heap, keys, n):
+    """Pop the first item; returns (item, new length)."""
+    last, last_key = heap[n - 1], keys[n - 1]
+    n -= 1
+    if n == 0:
+        return last, 0
+    first = heap[0]
+    pos = 0
+    child = 1
+    while child < n:
+        right = child + 1
+        if right < n and not keys[child] < keys[right]:
+            child = right
+        heap[pos] = heap[child]
+        keys[pos] = keys[child]
+        pos = child
+        child = 2 * pos + 1
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if last_key < keys[parent]:
+            heap[pos] = heap[parent]
+            keys[pos] = keys[parent]
+            pos = parent
+            continue
+        break
+    heap[pos] = last
+    keys[pos] = last_key
+    return first, n
+
+
+# ---- waiting: a resource's queue row (stage ids and arrival numbers side by side) ------------------
+
+PRIORITY_STEP = 1 << 52    # wait_key = time - priority x this (times in a layer stay far below it: 52 days in ns)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def wait_key(time, priority):
+    """A stage's place in a wait queue before its arrival number: priority desc, then time asc, in one int64."""
+    return time - priority * PRIORITY_STEP
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _before(si, qi, sj, qj, key):
+    if key[si] != key[sj]:
+        return key[si] < key[sj]
     return qi < qj
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _down_wait(stages, seqs, base, start, pos, time, priority):
+def _down_wait(stages, seqs, base, start, pos, key):
     s, q = stages[base + pos], seqs[base + pos]
     while pos > start:
         parent = (pos - 1) >> 1
-        if _before(s, q, stages[base + parent], seqs[base + parent], time, priority):
+        if _before(s, q, stages[base + parent], seqs[base + parent], key):
             stages[base + pos] = stages[base + parent]
             seqs[base + pos] = seqs[base + parent]
             pos = parent
@@ -89,14 +151,14 @@ def _down_wait(stages, seqs, base, start, pos, time, priority):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _up_wait(stages, seqs, base, n, pos, time, priority):
+def _up_wait(stages, seqs, base, n, pos, key):
     start = pos
     s, q = stages[base + pos], seqs[base + pos]
     child = 2 * pos + 1
     while child < n:
         right = child + 1
         if right < n and not _before(stages[base + child], seqs[base + child], stages[base + right],
-                                     seqs[base + right], time, priority):
+                                     seqs[base + right], key):
             child = right
         stages[base + pos] = stages[base + child]
         seqs[base + pos] = seqs[base + child]
@@ -104,29 +166,29 @@ def _up_wait(stages, seqs, base, n, pos, time, priority):
         child = 2 * pos + 1
     stages[base + pos] = s
     seqs[base + pos] = q
-    _down_wait(stages, seqs, base, start, pos, time, priority)
+    _down_wait(stages, seqs, base, start, pos, key)
 
 
 @njit(nogil=True, cache=True, inline="always")
-def push_wait(stages, seqs, base, n, stage, seq, time, priority):
+def push_wait(stages, seqs, base, n, stage, seq, key):
     stages[base + n] = stage
     seqs[base + n] = seq
-    _down_wait(stages, seqs, base, 0, n, time, priority)
+    _down_wait(stages, seqs, base, 0, n, key)
     return n + 1
 
 
 @njit(nogil=True, cache=True, inline="always")
-def pop_wait(stages, seqs, base, n, time, priority):
+def pop_wait(stages, seqs, base, n, key):
     """Drop the first entry of the queue at `base`; returns the new length."""
     n -= 1
     if n > 0:
         stages[base] = stages[base + n]
         seqs[base] = seqs[base + n]
-        _up_wait(stages, seqs, base, n, 0, time, priority)
+        _up_wait(stages, seqs, base, n, 0, key)
     return n
 
 
 @njit(nogil=True, cache=True, inline="always")
-def heapify_wait(stages, seqs, base, n, time, priority):
+def heapify_wait(stages, seqs, base, n, key):
     for pos in range(n // 2 - 1, -1, -1):
-        _up_wait(stages, seqs, base, n, pos, time, priority)
+        _up_wait(stages, seqs, base, n, pos, key)
