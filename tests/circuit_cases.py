@@ -10,7 +10,7 @@ import numpy as np
 from reference_circuit import CopyRegion, LLCs, PaperMesh, Rates as RefRates, Rules, Task, run_layer
 from reference_paper import home_of
 from waferview.links.circuit import CircuitState, efficiency_table
-from waferview.links.circuit_engine import simulate_layer
+from waferview.links.circuit_layer import simulate_layer
 from waferview.links.circuit_rules import CircuitRules
 from waferview.sim.copystore import CopyStore, write_slice
 from waferview.sim.state import KernelContext, LayerTasks, Rates, layer_buffers

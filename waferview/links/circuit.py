@@ -25,7 +25,7 @@ refreshes a copy, a copy write stores it (evicting as the copy store's kind says
 
 The rules of the discipline can be switched off one at a time (CircuitRules; `waferview explain` measures
 what each one costs): shared edges, request legs holding links, head-of-line wake-up, circuit occupancy, lock
-at creation, LLC hits. The event engine is in links/circuit_engine.py.
+at creation, LLC hits. The event loop is in links/circuit_engine.py, one layer around it in links/circuit_layer.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from waferview.links.base import LinkModel
-from waferview.links.circuit_engine import simulate_layer
+from waferview.links.circuit_layer import simulate_layer
 from waferview.links.circuit_rules import CircuitRules, RULES  # noqa: F401 (the rules live beside the model)
 from waferview.modes import register_link_model
 
