@@ -4,8 +4,9 @@ paper` of the five strategies on 64 Qwen requests at 128 iterations (issue 11's 
 simulator took 3,632 s for the same five runs).
 
 The circuit kernel is single-threaded, so its events per second are one core's. The compare figure is
-wall time of the five runs in this process, kernels warm, the workload built inside the timing (as the
-command does). The circuit and fluid runs are each the faster of two.
+wall time of the five runs in this process, kernels warm, the workload built inside the timing, run as the
+command runs them: as many strategies at once as there are usable cores (`--jobs`' default). The circuit and
+fluid runs are each the faster of two.
 """
 
 from __future__ import annotations
@@ -68,9 +69,12 @@ def paper_profile_figures(ws: Workspace, sizes: BenchSizes, progress=None) -> di
                      "circuit_over_fluid": circuit_s / fluid_s})
         if progress is not None:
             progress(1)
+    from waferview.cli.common import jobs_from_args
+
+    jobs = jobs_from_args(Namespace(jobs=None))   # the command's default
     q64 = ws.fresh_trace("qwen3", sizes.compare_requests, sizes.pool_max_decode)
     t = clock()
-    compared = compare(q64, load_hardware("8x3"), options=options, links=(links,))
+    compared = compare(q64, load_hardware("8x3"), options=options, links=(links,), jobs=jobs)
     compare_s = clock() - t
     if progress is not None:
         progress(1)
@@ -84,6 +88,6 @@ def paper_profile_figures(ws: Workspace, sizes: BenchSizes, progress=None) -> di
             "model": sizes.circuit_model, "mesh": "8x3", "requests": sizes.circuit_batch,
             "steps": workload.steps, "runs": rows,
             "compare": {"model": "qwen3", "requests": sizes.compare_requests, "mesh": "8x3",
-                        "steps": compared[0]["steps"], "seconds": compare_s,
+                        "steps": compared[0]["steps"], "seconds": compare_s, "jobs": jobs,
                         "strategies": [r["strategy"] for r in compared], "study_seconds": STUDY_COMPARE_SECONDS}}},
     }

@@ -29,6 +29,11 @@ synthetic input (so a noisy machine still gives comparable figures), with the ta
                                 the process, minus 1: startup, warm-up, transfer, results        < 5%
   sweep_paper_grid_seconds      the paper grid (4 models x 2 meshes x 3 batches x 5
                                 strategies) through the sweep on 2 workers                       < 60 s
+  circuit_events_per_s          the circuit link model (the paper profile's), Base on 16384 Qwen
+                                requests, 8x3, one core                                      >= 5 M/s
+  circuit_over_fluid_layer_cost the same run's time over the fluid model's
+  paper_compare_seconds         `compare --profile paper` of the five strategies, 64 Qwen requests,
+                                128 iterations, strategies on every core (--jobs' default)       <= 18 s
 The full run takes 5-15 minutes on 2 cores and needs ~9 GB of free disk in the temp folder;
 --quick takes under 3 minutes with smaller synthetic pools (stated in the output)."""
 
