@@ -88,11 +88,7 @@ def _admit(stages, n, st_time, st_prio, st_wkey, st_admitted, st_res0, st_nres, 
                 free = False
                 break
         if free:
-            for j in range(st_res0[s], st_res0[s] + st_nres[s]):
-                r = pool[j]
-                locked[r] = True
-                if st_time[s] < free_at[r]:
-                    st_time[s] = free_at[r]
+            _lock_all(s, st_res0, st_nres, pool, locked, free_at, st_time)
             st_admitted[s] = True
             n_heap = push_keyed(heap, heap_key, n_heap, s, st_time[s])
         else:
@@ -105,6 +101,16 @@ def _admit(stages, n, st_time, st_prio, st_wkey, st_admitted, st_res0, st_nres, 
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _lock_all(s, res0, nres, pool, locked, free_at, time):
+    """Stage s locks all its resources and starts no earlier than any of them is free."""
+    for j in range(res0[s], res0[s] + nres[s]):
+        r = pool[j]
+        locked[r] = True
+        if time[s] < free_at[r]:
+            time[s] = free_at[r]
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _try_admit(s, release, admitted, res0, nres, pool, locked, free_at, time, prio, wkey):
     """A woken stage starts only if all its resources are free: at the latest of its time, their free-ats
     and the moment of release. Returns whether it was admitted (the caller pushes it). Its new time is
@@ -114,11 +120,7 @@ def _try_admit(s, release, admitted, res0, nres, pool, locked, free_at, time, pr
     for j in range(res0[s], res0[s] + nres[s]):
         if locked[pool[j]]:
             return False
-    for j in range(res0[s], res0[s] + nres[s]):
-        r = pool[j]
-        locked[r] = True
-        if time[s] < free_at[r]:
-            time[s] = free_at[r]
+    _lock_all(s, res0, nres, pool, locked, free_at, time)
     admitted[s] = True
     if time[s] < release:
         time[s] = release

@@ -54,21 +54,13 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
             if home[e] != d:         # a fetch is possible: its legs, the holder's DRAM and port
                 q_cap[src] += 2
                 q_cap[D + src] += 1
+                ch_req0[c] = n_pool
                 h = route_into(mesh, d, src, route)
                 ch_hops[c] = h
-                ch_req0[c] = n_pool
-                for k in range(h):
-                    pool[n_pool + k] = route[k]
-                    pool[n_pool + h + k] = 3 * D + link_resource[route[k]]
-                    q_cap[3 * D + link_resource[route[k]]] += 1
-                n_pool += 2 * h
-                route_into(mesh, src, d, route)
+                n_pool = _lay_leg(route, h, pool, n_pool, q_cap, link_resource, D)
                 ch_data0[c] = n_pool
-                for k in range(h):
-                    pool[n_pool + k] = route[k]
-                    pool[n_pool + h + k] = 3 * D + link_resource[route[k]]
-                    q_cap[3 * D + link_resource[route[k]]] += 1
-                n_pool += 2 * h
+                route_into(mesh, src, d, route)
+                n_pool = _lay_leg(route, h, pool, n_pool, q_cap, link_resource, D)
     q_off = np.zeros(R, dtype=np.int64)
     for r in range(1, R):
         q_off[r] = q_off[r - 1] + q_cap[r - 1]
@@ -173,6 +165,17 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
         out.bound_kind = kind
         out.bound_index = bound_die
         out.bound_busy = buffers.die_parts[bound_die, kind - 1]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _lay_leg(route, h, pool, n_pool, q_cap, link_resource, D):
+    """A leg's h links, then their h resources, into the pool from n_pool (each resource's queue one entry
+    longer); returns the pool's new length."""
+    for k in range(h):
+        pool[n_pool + k] = route[k]
+        pool[n_pool + h + k] = 3 * D + link_resource[route[k]]
+        q_cap[3 * D + link_resource[route[k]]] += 1
+    return n_pool + 2 * h
 
 
 @njit(nogil=True, cache=True)

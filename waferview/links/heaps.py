@@ -70,9 +70,8 @@ def pop_time(heap, n, time):
 # heap), the same moves with each item's time stored next to it (no lookup through the item per comparison)
 
 @njit(nogil=True, cache=True, inline="always")
-def push_keyed(heap, keys, n, item, key):
-    """Push `item` with time `key`; returns the new length."""
-    pos = n
+def _down_keyed(heap, keys, pos, item, key):
+    """heapq's _siftdown of (item, key) from `pos` (to the root at most)."""
     while pos > 0:
         parent = (pos - 1) >> 1
         if key < keys[parent]:
@@ -83,6 +82,12 @@ def push_keyed(heap, keys, n, item, key):
         break
     heap[pos] = item
     keys[pos] = key
+
+
+@njit(nogil=True, cache=True, inline="always")
+def push_keyed(heap, keys, n, item, key):
+    """Push `item` with time `key`; returns the new length."""
+    _down_keyed(heap, keys, n, item, key)
     return n + 1
 
 
@@ -104,16 +109,7 @@ def pop_keyed(heap, keys, n):
         keys[pos] = keys[child]
         pos = child
         child = 2 * pos + 1
-    while pos > 0:
-        parent = (pos - 1) >> 1
-        if last_key < keys[parent]:
-            heap[pos] = heap[parent]
-            keys[pos] = keys[parent]
-            pos = parent
-            continue
-        break
-    heap[pos] = last
-    keys[pos] = last_key
+    _down_keyed(heap, keys, pos, last, last_key)
     return first, n
 
 
