@@ -354,7 +354,6 @@ def _events(state, ctx, layer, position, tasks, store, st, ch, res, work, out, n
             st_prio[ns] = st_prio[s]
             st_res0[ns] = succ_res0[k]
             st_nres[ns] = succ_nres[k]
-            st_admitted[ns] = False
             if lock_at_creation:
                 admit_list[pending] = ns
                 pending += 1

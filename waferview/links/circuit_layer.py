@@ -75,7 +75,7 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
           np.empty(S, dtype=np.int64), np.zeros(S, dtype=np.bool_), np.empty(S, dtype=np.int64),
           np.empty(S, dtype=np.int64), np.empty(S if not lock_at_creation else 1, dtype=np.int64),
           np.empty(S, dtype=np.int64))
-    st_time, st_kind, st_chain, st_prio, st_admitted, st_res0, st_nres, _, _ = st
+    st_time, st_kind, st_chain, st_prio, _, st_res0, st_nres, _, _ = st
     admit_list = np.empty(S, dtype=np.int64)
     work = (np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64), np.empty(route_room + 4, dtype=np.int64),
             admit_list, pool,
@@ -102,7 +102,6 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
         st_prio[n_st] = 1 if task_d[t] != home[task_e[t]] else 0
         st_res0[n_st] = n_pool
         st_nres[n_st] = 1
-        st_admitted[n_st] = False
         pool[n_pool] = task_d[t]          # the port of d
         n_pool += 1
         admit_list[n_st] = n_st
