@@ -92,18 +92,18 @@ def run_all(one, runs, jobs: int) -> list:
         return [one(*item, lambda engine: None) for item in runs]
     from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-    engines, lock, stopped = [], threading.Lock(), threading.Event()
+    running, lock, stopped = {}, threading.Lock(), threading.Event()   # running: thread id -> its engine
 
     def started(engine):
         with lock:
-            engines.append(engine)
+            running[threading.get_ident()] = engine
             if stopped.is_set():
                 engine.cancel()
 
     def stop_all():
         with lock:
             stopped.set()
-            for engine in engines:
+            for engine in running.values():
                 engine.cancel()
 
     def job(item):
@@ -114,6 +114,9 @@ def run_all(one, runs, jobs: int) -> list:
         except BaseException:
             stop_all()    # before this thread takes the next run
             raise
+        finally:
+            with lock:    # a finished engine is not kept alive for the rest of the comparison
+                running.pop(threading.get_ident(), None)
 
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(runs)), thread_name_prefix="waferview-compare")
     try:
