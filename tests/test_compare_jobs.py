@@ -1,5 +1,5 @@
 """compare --jobs: strategies run at once on threads give the same rows, in the same order, as one after another;
-an error in one run stops the others and is the error raised; progress bars from two threads never overlap."""
+an error in one run stops the others and is the error raised (bars from two threads: test_progress.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from simcases import random_trace
-from waferview.cli.common import policy_options_from_args
+from waferview.bench.paper_profile import paper_options
 from waferview.cli.main import main
 from waferview.models import get_model
 from waferview.policies import PAPER_STRATEGIES
@@ -25,15 +25,9 @@ def trace():
     return random_trace(np.random.default_rng(11), get_model("qwen3"), requests=6, max_prefill=4, max_decode=6)
 
 
-def paper_options():
-    import argparse
-
-    return policy_options_from_args(argparse.Namespace(profile="paper"))
-
-
 @pytest.mark.parametrize("profile", ["waferview", "paper"])
 def test_rows_are_the_same_for_any_number_of_jobs(trace, profile):
-    options = paper_options() if profile == "paper" else None
+    options = paper_options()[0] if profile == "paper" else None
     hardware = load_hardware("3x2")
     modes = list(PAPER_STRATEGIES) + [("ep/lru", "ep", "lru")]
     one = compare(trace, hardware, modes, options=options, links=("fluid", "circuit"), jobs=1)
@@ -97,36 +91,3 @@ def test_an_error_in_one_run_stops_the_others_and_is_raised(trace):
     with pytest.raises(RuntimeError, match="ep broke"):
         compare(trace, load_hardware("3x2"), [("EP", "ep", "off"), ("Allo Only", "allo", "off")], run=run, jobs=2)
     assert seen == {"base": "cancelled", "ep": "started"}
-
-
-def test_bars_from_two_threads_take_turns(monkeypatch):
-    """Two bars updated at once from two threads: only one is ever on screen, and none is left behind."""
-    import io
-
-    import waferview.progress as progress_module
-    from waferview.progress import Progress
-
-    class FakeTerminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    monkeypatch.delenv("WAFERVIEW_NO_PROGRESS", raising=False)
-    monkeypatch.setattr(progress_module, "_DELAY", 0.0)
-    monkeypatch.setattr(progress_module, "_INTERVAL", 0.0)
-    stream = FakeTerminal()
-    most = [0]
-
-    def work(label):
-        bar = Progress(200, label, stream=stream)
-        for _ in range(200):
-            bar.update(1)
-            most[0] = max(most[0], len(progress_module._live))
-        bar.close()
-
-    threads = [threading.Thread(target=work, args=(f"run {i}",)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert most[0] == 1 and progress_module._live == []
-    assert "run 0" in stream.getvalue() or "run 1" in stream.getvalue()

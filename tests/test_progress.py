@@ -134,3 +134,26 @@ def test_a_second_bar_waits_for_the_first(draw_at_once):
             inner.update(1)
             assert [line.split()[0] for line in screen(stream.getvalue())] == ["outer"]
     assert screen(stream.getvalue()) == []
+
+
+def test_bars_from_two_threads_take_turns(draw_at_once):
+    """Two bars updated at once from two threads (compare --jobs): only one is ever on screen, none is left."""
+    import threading
+
+    stream = FakeTerminal()
+    most = [0]
+
+    def work(label):
+        bar = Progress(200, label, stream=stream)
+        for _ in range(200):
+            bar.update(1)
+            most[0] = max(most[0], len(progress_module._live))
+        bar.close()
+
+    threads = [threading.Thread(target=work, args=(f"run {i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 1 and progress_module._live == []
+    assert "run 0" in stream.getvalue() or "run 1" in stream.getvalue()
