@@ -55,9 +55,8 @@ def pop_time(heap, n, time):
     pos = 0
     child = 1
     while child < n:
-        right = child + 1
-        if right < n and not time[heap[child]] < time[heap[right]]:
-            child = right
+        if child + 1 < n:   # the right child unless the left is strictly smaller, without a branch
+            child += time[heap[child + 1]] <= time[heap[child]]
         heap[pos] = heap[child]
         pos = child
         child = 2 * pos + 1
@@ -102,9 +101,8 @@ def pop_keyed(heap, keys, n):
     pos = 0
     child = 1
     while child < n:
-        right = child + 1
-        if right < n and not keys[child] < keys[right]:
-            child = right
+        if child + 1 < n:   # as in pop_time
+            child += keys[child + 1] <= keys[child]
         heap[pos] = heap[child]
         keys[pos] = keys[child]
         pos = child
@@ -122,6 +120,13 @@ PRIORITY_STEP = 1 << 52    # wait_key = time - priority x this (times in a layer
 def wait_key(time, priority):
     """A stage's place in a wait queue before its arrival number: priority desc, then time asc, in one int64."""
     return time - priority * PRIORITY_STEP
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _first(si, qi, sj, qj, key):
+    """_before as 0 or 1, computed without a branch (a heap's child choice is a coin toss to a predictor)."""
+    ki, kj = key[si], key[sj]
+    return (ki < kj) | ((ki == kj) & (qi < qj))
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -152,10 +157,9 @@ def _up_wait(stages, seqs, base, n, pos, key):
     s, q = stages[base + pos], seqs[base + pos]
     child = 2 * pos + 1
     while child < n:
-        right = child + 1
-        if right < n and not _before(stages[base + child], seqs[base + child], stages[base + right],
-                                     seqs[base + right], key):
-            child = right
+        if child + 1 < n:   # as in pop_time: the right child unless the left comes strictly first
+            child += 1 - _first(stages[base + child], seqs[base + child], stages[base + child + 1],
+                                seqs[base + child + 1], key)
         stages[base + pos] = stages[base + child]
         seqs[base + pos] = seqs[base + child]
         pos = child
