@@ -69,8 +69,8 @@ def simulate_layer(state, ctx, step, layer, position, tasks, store, buffers):
            np.empty(total + 1, dtype=np.int64), q_off, np.zeros(R, dtype=np.int64))
     # ---- stages: at most 11 a chain, twice that when creation is deferred; every entry written when made
     S = C * (11 if lock_at_creation else 22) + 1
-    # a stage's fields side by side (time, kind, chain, priority, admitted, resources, count, wait key): the
-    # event loop reads most of them per stage, so one cache line each instead of eight
+    # a stage's fields: time, kind, chain, priority, admitted, first resource, resource count, the stage it
+    # creates (creation deferred), its wait key
     st = (np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64), np.empty(S, dtype=np.int64),
           np.empty(S, dtype=np.int64), np.zeros(S, dtype=np.bool_), np.empty(S, dtype=np.int64),
           np.empty(S, dtype=np.int64), np.empty(S if not lock_at_creation else 1, dtype=np.int64),
