@@ -35,13 +35,13 @@ synthetic input (so a noisy machine still gives comparable figures), with the ta
   paper_compare_seconds         `compare --profile paper` of the five strategies, 64 Qwen requests,
                                 128 iterations, strategies on every core (--jobs' default)       <= 18 s
 The full run takes 5-15 minutes on 2 cores and needs ~9 GB of free disk in the temp folder;
---quick takes under 3 minutes with smaller synthetic pools (stated in the output)."""
+--quick takes 3-6 minutes with smaller synthetic pools (stated in the output)."""
 
 
 def add_arguments(p):
     p.add_argument("--quick", action="store_true",
                    help="smaller inputs (1024 distinct requests per model, one model's sweep measured, the "
-                        "others estimated); under 3 minutes on 2 cores")
+                        "others estimated); 3-6 minutes on 2 cores")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.add_argument("--workdir", default=None, metavar="DIR",
                    help="where the temporary inputs go (default: the system temp folder; removed afterwards)")
