@@ -124,16 +124,10 @@ def wait_key(time, priority):
 
 @njit(nogil=True, cache=True, inline="always")
 def _first(si, qi, sj, qj, key):
-    """_before as 0 or 1, computed without a branch (a heap's child choice is a coin toss to a predictor)."""
+    """Whether entry (stage si, arrival qi) comes before (sj, qj), as 0 or 1 and without a branch (a heap's
+    child choice is a coin toss to a branch predictor)."""
     ki, kj = key[si], key[sj]
     return (ki < kj) | ((ki == kj) & (qi < qj))
-
-
-@njit(nogil=True, cache=True, inline="always")
-def _before(si, qi, sj, qj, key):
-    if key[si] != key[sj]:
-        return key[si] < key[sj]
-    return qi < qj
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -141,7 +135,7 @@ def _down_wait(stages, seqs, base, start, pos, key):
     s, q = stages[base + pos], seqs[base + pos]
     while pos > start:
         parent = (pos - 1) >> 1
-        if _before(s, q, stages[base + parent], seqs[base + parent], key):
+        if _first(s, q, stages[base + parent], seqs[base + parent], key):
             stages[base + pos] = stages[base + parent]
             seqs[base + pos] = seqs[base + parent]
             pos = parent
