@@ -53,14 +53,11 @@ def paper_profile_figures(ws: Workspace, sizes: BenchSizes, progress=None) -> di
     from waferview.wafer.hardware import load_hardware
 
     options, links = paper_options()
-    # warm-up: every kernel timed below compiled (or loaded) first: both link models, and each strategy's
-    # placement, predictor and heatmap kernels as the compare runs them (on a fresh numba cache these
-    # compiles took 13 s of the compare's time)
-    small = ws.fresh_trace(sizes.circuit_model, 8, 4)
-    warm = Workload.for_options(small, None, 0, options)
-    for link_model in ("fluid", links):
-        _run(small, "8x3", "base", "off", link_model, options, warm)
-    compare(ws.fresh_trace("qwen3", 8, 4), load_hardware("8x3"), options=options, links=(links,), jobs=1)
+    # warm-up: every kernel timed below compiled (or loaded) first, for each model timed: both link models,
+    # and each strategy's placement, predictor and heatmap kernels as the compare runs them (on a fresh
+    # numba cache these compiles took 13 s of the compare's time)
+    for model in dict.fromkeys((sizes.circuit_model, "qwen3")):
+        compare(ws.fresh_trace(model, 8, 4), load_hardware("8x3"), options=options, links=("fluid", links), jobs=1)
     trace = ws.fresh_trace(sizes.circuit_model, sizes.circuit_batch, sizes.pool_max_decode)
     workload = Workload.for_options(trace, None, 0, options)
     rows = []
